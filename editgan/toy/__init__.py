@@ -1,0 +1,1 @@
+"""The embedded default domain: procedurally rendered cartoon faces with exact label maps."""
