@@ -1,0 +1,151 @@
+"""The segmentation branch: an ensemble of DatasetGAN pixel classifiers on the generator's feature maps.
+
+DatasetGAN upsamples every feature map to full resolution, concatenates them (≈6000 channels at 512 px, several
+GB) and runs an MLP per pixel. The MLP's first layer is linear and so is upsampling, hence
+
+    W · concat(up(f_1), …, up(f_L)) = Σ_i up(W_i · f_i)
+
+where W_i is the block of W's columns that reads f_i. The factorized path projects every map at its own
+resolution first and upsamples only the small projections: the same logits, a fraction of the memory and FLOPs.
+``forward_naive`` keeps the reference computation for tests and benchmarks.
+
+The classifier's module layout matches DatasetGAN's ``pixel_classifier`` (Linear → ReLU → BatchNorm1d, twice,
+then Linear), so the official checkpoints load unchanged once their ``module.`` prefix is removed. The ensemble
+prediction is the mean of the members' raw logits, as in EditGAN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    feature_channels: tuple[int, ...]
+    """Channels of each generator feature map, in the generator's order."""
+    n_classes: int
+    n_members: int = 10
+    hidden: tuple[int, int] | None = None
+    """Hidden widths; None picks DatasetGAN's rule (256/128 for ≥ 32 classes, else 128/32)."""
+    upsample_mode: str = "bilinear"
+    """How feature maps reach full resolution. DatasetGAN trains and displays with bilinear; EditGAN's editing
+    losses read nearest-upsampled features, a mismatch we do not reproduce."""
+
+    def hidden_widths(self) -> tuple[int, int]:
+        if self.hidden is not None:
+            return tuple(self.hidden)  # type: ignore[return-value]
+        return (256, 128) if self.n_classes >= 32 else (128, 32)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["feature_channels"] = list(self.feature_channels)
+        d["hidden"] = list(self.hidden) if self.hidden is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SegmenterConfig":
+        d = dict(d)
+        d["feature_channels"] = tuple(d["feature_channels"])
+        if d.get("hidden") is not None:
+            d["hidden"] = tuple(d["hidden"])
+        return cls(**d)
+
+
+class PixelClassifier(nn.Module):
+    """One DatasetGAN member: an MLP applied to every pixel's concatenated feature vector."""
+
+    def __init__(self, in_channels: int, n_classes: int, hidden: tuple[int, int]):
+        super().__init__()
+        h1, h2 = hidden
+        self.layers = nn.Sequential(
+            nn.Linear(in_channels, h1), nn.ReLU(), nn.BatchNorm1d(h1),
+            nn.Linear(h1, h2), nn.ReLU(), nn.BatchNorm1d(h2),
+            nn.Linear(h2, n_classes),
+        )
+
+    @property
+    def first(self) -> nn.Linear:
+        return self.layers[0]
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Everything after the first linear layer, on (P, h1) rows."""
+        return self.layers[1:](hidden)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """(P, in_channels) per-pixel features → (P, n_classes) logits."""
+        return self.layers(rows)
+
+
+class Segmenter(nn.Module):
+    """Ensemble of pixel classifiers reading a list of generator feature maps; returns mean logits."""
+
+    def __init__(self, config: SegmenterConfig):
+        super().__init__()
+        self.config = config
+        in_channels = sum(config.feature_channels)
+        self.members = nn.ModuleList(
+            PixelClassifier(in_channels, config.n_classes, config.hidden_widths()) for _ in range(config.n_members))
+        offsets = [0]
+        for c in config.feature_channels:
+            offsets.append(offsets[-1] + c)
+        self.offsets = offsets
+
+    def _check(self, features: list[torch.Tensor]) -> None:
+        got = [f.shape[1] for f in features]
+        if got != list(self.config.feature_channels):
+            raise ValueError(f"segmenter expects feature maps with channels {list(self.config.feature_channels)}, "
+                             f"got {got}")
+
+    def _upsample(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return upsample_to(x, size, self.config.upsample_mode)
+
+    def project_first_layer(self, member: PixelClassifier, features: list[torch.Tensor],
+                            size: tuple[int, int]) -> torch.Tensor:
+        """Σ_i up(W_i · f_i) + b: the first layer's output at full resolution, (N, h1, H, W)."""
+        weight, bias = member.first.weight, member.first.bias
+        total = None
+        for i, f in enumerate(features):
+            block = weight[:, self.offsets[i]:self.offsets[i + 1]]
+            projected = torch.einsum("oc,nchw->nohw", block, f)
+            projected = self._upsample(projected, size)
+            total = projected if total is None else total + projected
+        return total + bias[None, :, None, None]
+
+    def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Feature maps → mean logits (N, n_classes, H, W); H, W default to the largest map's size."""
+        self._check(features)
+        size = size or tuple(features[-1].shape[-2:])
+        mean_logits = None
+        for member in self.members:
+            hidden = self.project_first_layer(member, features, size)
+            n, h1, hh, ww = hidden.shape
+            rows = hidden.permute(0, 2, 3, 1).reshape(-1, h1)
+            logits = member.head(rows).reshape(n, hh, ww, -1).permute(0, 3, 1, 2)
+            mean_logits = logits if mean_logits is None else mean_logits + logits
+        return mean_logits / len(self.members)
+
+    def forward_naive(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
+        """DatasetGAN's computation: upsample all maps, concatenate, MLP per pixel. Reference for tests."""
+        self._check(features)
+        size = size or tuple(features[-1].shape[-2:])
+        stacked = torch.cat([self._upsample(f, size) for f in features], dim=1)
+        n, c, hh, ww = stacked.shape
+        rows = stacked.permute(0, 2, 3, 1).reshape(-1, c)
+        logits = torch.stack([m(rows) for m in self.members]).mean(0)
+        return logits.reshape(n, hh, ww, -1).permute(0, 3, 1, 2)
+
+    def predict(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Label map (N, H, W) int64: argmax of the ensemble's mean logits."""
+        return self.forward(features, size).argmax(1)
+
+
+def upsample_to(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resize feature maps to ``size`` (no-op when already there); bilinear without corner alignment."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "nearest":
+        return F.interpolate(x, size=size, mode="nearest")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False)

@@ -1,0 +1,75 @@
+"""Segmentation branch: the factorized computation equals DatasetGAN's naive one, and training learns labels."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from editgan.networks.segmenter import Segmenter, SegmenterConfig
+from editgan.networks.stylegan2 import Generator
+from editgan.segmenter_training import SegmenterTrainingOptions, train_segmenter
+
+
+def tiny_generator(seed: int = 0) -> Generator:
+    torch.manual_seed(seed)
+    return Generator(32, style_dim=32, n_mlp=2, channels={4: 32, 8: 32, 16: 16, 32: 16}).eval()
+
+
+def randomize_batchnorm(segmenter: Segmenter) -> None:
+    """Give BN layers non-trivial running statistics, as a trained checkpoint has."""
+    for m in segmenter.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@torch.no_grad()
+def test_factorized_logits_equal_naive(mode):
+    g = tiny_generator()
+    config = SegmenterConfig(tuple(g.feature_channels()), n_classes=5, n_members=3, upsample_mode=mode)
+    seg = Segmenter(config).eval()
+    randomize_batchnorm(seg)
+    _, feats = g.synthesis(g.to_wplus(g.mapping(torch.randn(2, 32))), return_features=True)
+    fast, slow = seg(feats), seg.forward_naive(feats)
+    assert fast.shape == (2, 5, 32, 32)
+    torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
+    assert torch.equal(seg.predict(feats), fast.argmax(1))
+
+
+def test_official_layout_keys_and_hidden_widths():
+    seg = Segmenter(SegmenterConfig((512, 512), n_classes=32, n_members=1))
+    keys = {k: tuple(v.shape) for k, v in seg.members[0].state_dict().items()}
+    assert keys["layers.0.weight"] == (256, 1024) and keys["layers.3.weight"] == (128, 256)
+    assert keys["layers.6.weight"] == (32, 128) and "layers.5.running_var" in keys
+    small = Segmenter(SegmenterConfig((8,), n_classes=10, n_members=1))
+    assert small.members[0].layers[6].weight.shape == (10, 32)  # DatasetGAN's narrow branch below 32 classes
+
+
+def test_wrong_feature_channels_are_reported():
+    seg = Segmenter(SegmenterConfig((4, 4), n_classes=3, n_members=1)).eval()
+    with pytest.raises(ValueError, match="channels"):
+        seg([torch.zeros(1, 4, 2, 2), torch.zeros(1, 5, 4, 4)])
+
+
+def test_training_on_few_samples_learns_a_labelling():
+    """Labels that the features determine (a random 'teacher' classifier) are learned from 4 samples."""
+    g = tiny_generator(1)
+    torch.manual_seed(3)
+    config = SegmenterConfig(tuple(g.feature_channels()), n_classes=3, n_members=2, hidden=(32, 16))
+    teacher = Segmenter(SegmenterConfig(config.feature_channels, 1, n_members=1, hidden=(8, 8))).eval()
+    with torch.no_grad():
+        wplus = g.to_wplus(g.mapping(torch.randn(8, 32)))
+        _, feats = g.synthesis(wplus, return_features=True)
+        score = teacher(feats)[:, 0]  # thresholding one teacher logit at its terciles gives balanced classes
+        labels = (score > score.quantile(1 / 3)).long() + (score > score.quantile(2 / 3)).long()
+    seg = train_segmenter(g, wplus[:4], labels[:4], config,
+                          SegmenterTrainingOptions(epochs=10, batch_size=256, lr=3e-3, class_balance=0))
+    with torch.no_grad():
+        predicted = seg.predict(feats)
+    train_accuracy = (predicted[:4] == labels[:4]).float().mean()
+    held_out_accuracy = (predicted[4:] == labels[4:]).float().mean()
+    chance = torch.bincount(labels[4:].reshape(-1)).max() / labels[4:].numel()
+    assert train_accuracy > 0.9
+    assert held_out_accuracy > float(chance) + 0.15, (held_out_accuracy, chance)
