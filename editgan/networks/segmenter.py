@@ -106,12 +106,14 @@ class Segmenter(nn.Module):
                             size: tuple[int, int]) -> torch.Tensor:
         """Σ_i up(W_i · f_i) + b: the first layer's output at full resolution, (N, h1, H, W)."""
         weight, bias = member.first.weight, member.first.bias
-        total = None
+        # maps of one resolution are summed before upsampling: one resize per resolution, not per map
+        by_resolution: dict[tuple[int, int], torch.Tensor] = {}
         for i, f in enumerate(features):
             block = weight[:, self.offsets[i]:self.offsets[i + 1]]
             projected = torch.einsum("oc,nchw->nohw", block, f)
-            projected = self._upsample(projected, size)
-            total = projected if total is None else total + projected
+            res = tuple(f.shape[-2:])
+            by_resolution[res] = by_resolution[res] + projected if res in by_resolution else projected
+        total = sum(self._upsample(p, size) for p in by_resolution.values())
         return total + bias[None, :, None, None]
 
     def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:

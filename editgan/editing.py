@@ -1,0 +1,251 @@
+"""EditGAN's optimization loops: editing from a painted label map, applying and refining editing vectors, and
+embedding a real image. Pure functions over tensors: no files, no UI, no global state.
+
+All maps here live on the generator's full canvas (H = W = generator size); the model object crops and pads
+the image box around them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+from .labels import region_of_interest
+from .networks.lpips import PerceptualLoss, PixelMSELoss
+from .networks.segmenter import Segmenter
+from .networks.stylegan2 import Generator
+
+
+@dataclass
+class EditOptions:
+    """Loss weights and optimizer settings of mask editing and vector refinement.
+
+    Total loss = ce · CE(segmentation, target) over ROI pixels
+               + rgb · (perceptual · LPIPS + mse · MSE)(image, original) outside the ROI
+    (EditGAN's tool uses ce 1, rgb 15, perceptual 10, mse 5, Adam lr 0.02.)
+    """
+    steps: int = 100
+    lr: float = 0.02
+    ce_weight: float = 1.0
+    rgb_weight: float = 15.0
+    perceptual_weight: float = 10.0
+    mse_weight: float = 5.0
+    roi_dilation: int = 3
+
+
+@dataclass
+class StepInfo:
+    """What a progress callback receives after every optimization step."""
+    step: int
+    steps: int
+    loss: float
+    image: torch.Tensor  # (1, 3, H, W) the image of this step's latent, detached
+    wplus: torch.Tensor  # (1, n_latent, D) detached
+
+
+ProgressCallback = Callable[[StepInfo], None]
+StopCheck = Callable[[], bool]
+
+
+@dataclass
+class OptimizationResult:
+    wplus: torch.Tensor
+    """The best latent found (lowest total loss), (1, n_latent, D)."""
+    delta: torch.Tensor
+    """wplus − start, (n_latent, D): the editing vector of this edit."""
+    losses: list[float]
+    cancelled: bool
+    perceptual: str
+    """Name of the perceptual loss actually used ("lpips-…" or the pixel fallback)."""
+    roi: torch.Tensor | None = None
+    """The region of interest (H, W) bool, for edits and refinements."""
+    best_step: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def render(generator: Generator, segmenter: Segmenter | None, wplus: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Image (N, 3, H, W) and label map (N, H, W), without gradients."""
+    with torch.no_grad():
+        if segmenter is None:
+            return generator.synthesis(wplus), None
+        image, feats = generator.synthesis(wplus, return_features=True)
+        return image, segmenter.predict(feats, tuple(image.shape[-2:]))
+
+
+def _keep_mask(roi: torch.Tensor) -> torch.Tensor:
+    return (~roi).float()[None, None]
+
+
+LossFunction = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _adam_loop(start: torch.Tensor, loss_fn: LossFunction, steps: int, lr: float | Callable[[int], float],
+               on_step: ProgressCallback | None, should_stop: StopCheck | None
+               ) -> tuple[torch.Tensor, list[float], bool, int]:
+    """Adam on w+ from ``start``; ``loss_fn(w+) -> (loss, image)``. Returns (best w+, losses, cancelled, best step).
+
+    The best latent is the one with the lowest loss seen (cloned, since Adam updates the parameter in place).
+    """
+    wplus = start.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([wplus], lr=lr(0) if callable(lr) else lr)
+    best_loss, best, best_step, losses, cancelled = math.inf, start.detach().clone(), 0, [], False
+    for step in range(steps):
+        if should_stop is not None and should_stop():
+            cancelled = True
+            break
+        if callable(lr):
+            for group in optimizer.param_groups:
+                group["lr"] = lr(step)
+        loss, image = loss_fn(wplus)
+        value = loss.item()
+        losses.append(value)
+        if value < best_loss:  # the latent that produced this loss, before the update below moves it
+            best_loss, best, best_step = value, wplus.detach().clone(), step
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if on_step is not None:
+            on_step(StepInfo(step + 1, steps, value, image.detach(), wplus.detach()))
+    return best, losses, cancelled, best_step
+
+
+def optimize_toward_labels(generator: Generator, segmenter: Segmenter, start: torch.Tensor,
+                           target_labels: torch.Tensor, roi: torch.Tensor, original_image: torch.Tensor,
+                           perceptual: PerceptualLoss | None = None, options: EditOptions | None = None,
+                           steps: int | None = None, on_step: ProgressCallback | None = None,
+                           should_stop: StopCheck | None = None, anchor: torch.Tensor | None = None
+                           ) -> OptimizationResult:
+    """The loop shared by mask editing and vector refinement.
+
+    Moves ``start`` (1, n_latent, D) so that the segmenter predicts ``target_labels`` (H, W) inside ``roi`` (H, W)
+    while the image outside the ROI stays as ``original_image`` (1, 3, H, W). ``anchor`` is the latent the
+    returned delta is measured from (default: ``start``).
+    """
+    options = options or EditOptions()
+    perceptual = perceptual or PixelMSELoss()
+    steps = options.steps if steps is None else steps
+    anchor = start if anchor is None else anchor
+    keep = _keep_mask(roi)
+    target_rows = target_labels[roi]
+    prepared = perceptual.precompute_target(original_image.detach(), keep)
+    original_kept = original_image.detach() * keep
+    size = tuple(target_labels.shape[-2:])
+
+    def loss_fn(wplus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image, feats = generator.synthesis(wplus, return_features=True)
+        logits = segmenter(feats, size)
+        ce = F.cross_entropy(logits[0].permute(1, 2, 0)[roi], target_rows) if target_rows.numel() else logits.sum() * 0
+        mse = F.mse_loss(image * keep, original_kept)
+        rgb = options.perceptual_weight * perceptual(image, prepared).mean() + options.mse_weight * mse
+        return options.ce_weight * ce + options.rgb_weight * rgb, image
+
+    best, losses, cancelled, best_step = _adam_loop(start, loss_fn, steps, options.lr, on_step, should_stop)
+    return OptimizationResult(best, (best - anchor)[0].detach(), losses, cancelled, perceptual.name, roi,
+                              best_step)
+
+
+def edit_from_mask(generator: Generator, segmenter: Segmenter, wplus: torch.Tensor, painted_labels: torch.Tensor,
+                   painted: torch.Tensor, classes: Iterable[int] | None = None,
+                   perceptual: PerceptualLoss | None = None, options: EditOptions | None = None,
+                   on_step: ProgressCallback | None = None, should_stop: StopCheck | None = None
+                   ) -> OptimizationResult:
+    """EditGAN's editing: find the latent whose segmentation matches the painted label map.
+
+    ``painted_labels`` (H, W) is the label map the user wants (the old map with their strokes applied) and
+    ``painted`` (H, W) bool marks the pixels they touched. ``classes`` are the edited classes (default: the
+    classes painted with). The result's ``delta`` is the edit's editing vector.
+    """
+    options = options or EditOptions()
+    if not bool(painted.any()):
+        raise ValueError("nothing painted: paint on the label map where it should change")
+    original_image, old_labels = render(generator, segmenter, wplus)
+    if classes is None:
+        classes = torch.unique(painted_labels[painted]).tolist()
+    roi = region_of_interest(old_labels[0], painted_labels, painted, classes, options.roi_dilation)
+    return optimize_toward_labels(generator, segmenter, wplus, painted_labels, roi, original_image, perceptual,
+                                  options, on_step=on_step, should_stop=should_stop)
+
+
+def apply_vector(generator: Generator, segmenter: Segmenter | None, wplus: torch.Tensor, vector: torch.Tensor,
+                 scale: float = 1.0, refine_steps: int = 0, classes: Iterable[int] = (),
+                 perceptual: PerceptualLoss | None = None, options: EditOptions | None = None,
+                 on_step: ProgressCallback | None = None, should_stop: StopCheck | None = None
+                 ) -> OptimizationResult:
+    """Add ``scale · vector`` to ``wplus``; then optionally refine it the self-supervised way.
+
+    Refinement (EditGAN §3.3): the target is the segmentation of the moved latent itself, enforced inside the
+    ROI of the vector's classes, while the image outside that ROI is pulled back to the original image. It
+    removes the vector's side effects on this particular image.
+    """
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be a finite number, got {scale}")
+    vector = vector.to(wplus)
+    if vector.ndim == 2:
+        vector = vector[None]
+    moved = wplus + scale * vector
+    if refine_steps <= 0 or scale == 0:
+        return OptimizationResult(moved.detach(), (moved - wplus)[0].detach(), [], False, "none")
+    if segmenter is None:
+        raise ValueError("refinement needs a segmentation branch; this model has none")
+    options = options or EditOptions()
+    original_image, old_labels = render(generator, segmenter, wplus)
+    _, moved_labels = render(generator, segmenter, moved)
+    roi = region_of_interest(old_labels[0], moved_labels[0], None, classes, options.roi_dilation)
+    return optimize_toward_labels(generator, segmenter, moved, moved_labels[0], roi, original_image, perceptual,
+                                  options, steps=refine_steps, on_step=on_step, should_stop=should_stop,
+                                  anchor=wplus)
+
+
+@dataclass
+class EmbedOptions:
+    steps: int = 100
+    lr: float = 0.1
+    perceptual_weight: float = 10.0
+    mse_weight: float = 1.0
+    encoder_weight: float = 1.0
+    """Keeps w+ where the encoder would put G(w+) (EditGAN's latent regularizer); used only with an encoder."""
+
+
+def _lr_schedule(t: float, base: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
+    """Linear warm-up, cosine ramp-down over the last quarter (the StyleGAN projector's schedule)."""
+    ramp = min(1.0, (1 - t) / rampdown)
+    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+    return base * ramp * min(1.0, t / rampup)
+
+
+def embed(generator: Generator, image: torch.Tensor, perceptual: PerceptualLoss | None = None,
+          encoder: torch.nn.Module | None = None, options: EmbedOptions | None = None,
+          mean_wplus: torch.Tensor | None = None, on_step: ProgressCallback | None = None,
+          should_stop: StopCheck | None = None) -> OptimizationResult:
+    """Real image (1, 3, H, W) in [−1, 1] on the generator canvas → w+ that reproduces it.
+
+    Starts from the encoder's prediction when the model has an encoder, else from the mean latent.
+    """
+    options = options or EmbedOptions()
+    perceptual = perceptual or PixelMSELoss()
+    with torch.no_grad():
+        if encoder is not None:
+            start = encoder(image)
+        elif mean_wplus is not None:
+            start = mean_wplus.to(image)
+        else:
+            start = generator.to_wplus(generator.mean_latent().to(image))
+    prepared = perceptual.precompute_target(image.detach())
+
+    def loss_fn(wplus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = generator.synthesis(wplus)
+        loss = (options.perceptual_weight * perceptual(out, prepared).mean()
+                + options.mse_weight * F.mse_loss(out, image))
+        if encoder is not None and options.encoder_weight > 0:
+            loss = loss + options.encoder_weight * F.mse_loss(wplus, encoder(out).detach())
+        return loss, out
+
+    best, losses, cancelled, best_step = _adam_loop(
+        start, loss_fn, options.steps, lambda step: _lr_schedule(step / options.steps, options.lr), on_step,
+        should_stop)
+    return OptimizationResult(best, (best - start)[0].detach(), losses, cancelled, perceptual.name,
+                              best_step=best_step, extra={"start": start.detach()})

@@ -1,0 +1,39 @@
+"""Tiny, quickly trained models for engine tests: a random StyleGAN2 and a segmenter that labels 'reddish' pixels."""
+from __future__ import annotations
+
+import torch
+
+from editgan.networks.segmenter import Segmenter, SegmenterConfig
+from editgan.networks.stylegan2 import Generator
+from editgan.segmenter_training import SegmenterTrainingOptions, train_segmenter
+
+STYLE_DIM = 64
+SIZE = 32
+
+
+def tiny_generator(seed: int = 0) -> Generator:
+    torch.manual_seed(seed)
+    g = Generator(SIZE, style_dim=STYLE_DIM, n_mlp=2, channels={4: 64, 8: 64, 16: 32, 32: 32}).eval()
+    g.requires_grad_(False)
+    return g
+
+
+def redness_labels(images: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
+    """Class 1 where red exceeds the mean of green and blue by more than ``threshold``, else 0."""
+    red = images[:, 0] - images[:, 1:].mean(1)
+    return (red > threshold).long()
+
+
+def tiny_model(seed: int = 0, n_train: int = 12) -> tuple[Generator, Segmenter, torch.Tensor]:
+    """A generator, a 2-class segmenter trained on its samples (≈ 1 s), and the training latents."""
+    g = tiny_generator(seed)
+    with torch.no_grad():
+        wplus = g.to_wplus(g.mapping(torch.randn(n_train, STYLE_DIM)))
+        images = g.synthesis(wplus)
+    red = images[:, 0] - images[:, 1:].mean(1)
+    labels = redness_labels(images, red.median())
+    config = SegmenterConfig(tuple(g.feature_channels()), n_classes=2, n_members=2, hidden=(32, 16))
+    seg = train_segmenter(g, wplus, labels, config,
+                          SegmenterTrainingOptions(epochs=8, batch_size=512, lr=3e-3, class_balance=0))
+    seg.requires_grad_(False)
+    return g, seg, wplus
