@@ -1,0 +1,231 @@
+"""Train the embedded model's StyleGAN2 generator on rendered cartoon faces.
+
+Recipe (chosen from the exploratory runs in shared/reference/training_notes.md): a *parameter-conditioned*
+StyleGAN2. z ~ N(0, I) as usual; the first entries of z are the face parameters through the normal CDF
+(see ``prior.py``), and the generator is trained to reproduce ``render(params)`` with a reconstruction loss.
+That learns the layout an order of magnitude faster than adversarial training on these CPUs, and every sample
+keeps a known true label map. The loss:
+
+- L1 on pixels, weighted ×``part_weight`` on the small parts (brows, eyes, irises, pupils, nose, lips, mouth)
+  using the true label map, since unweighted L1 averages the eyes away;
+- L1 on image gradients (finite differences) with the same weights, for sharper edges than plain L1 gives;
+- L1 on 2× and 4× downsampled images, which keeps colors and layout right early.
+
+Faces are rendered on the fly in a worker process, so no epoch is ever repeated. Training resumes from
+``<run>/checkpoint.pt`` and exports the EMA generator to a model folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from ..networks.stylegan2 import Generator
+from . import faces
+from .prior import params_from_z
+
+log = logging.getLogger(__name__)
+
+SMALL_PARTS = tuple(faces.CLASS_NAMES.index(n) for n in
+                    ("eyebrow", "eye_white", "iris", "pupil", "nose", "lips", "mouth_interior"))
+
+
+@dataclass
+class GeneratorRecipe:
+    size: int = 64
+    style_dim: int = 128
+    n_mlp: int = 4
+    channels: dict[int, int] = field(default_factory=lambda: {4: 256, 8: 256, 16: 128, 32: 128, 64: 64})
+    batch: int = 16
+    lr: float = 2e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    part_weight: float = 10.0
+    gradient_weight: float = 1.0
+    multiscale_weight: float = 1.0
+    ema_kimg: float = 10.0
+    seed: int = 0
+
+    def generator(self) -> Generator:
+        return Generator(self.size, self.style_dim, self.n_mlp, channels=self.channels)
+
+    def generator_config(self) -> dict:
+        return {"size": self.size, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
+                "channels": {str(k): v for k, v in self.channels.items()}, "blur_kernel": [1, 3, 3, 1],
+                "lr_mlp": 0.01}
+
+
+class RenderedFaces(IterableDataset):
+    """An endless stream of (z, image in [−1, 1], labels) batches, rendered from z's face parameters."""
+
+    def __init__(self, batch: int, style_dim: int, size: int, seed: int):
+        self.batch, self.style_dim, self.size, self.seed = batch, style_dim, size, seed
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        gen = torch.Generator().manual_seed(self.seed * 7919 + worker)
+        while True:
+            z = torch.randn(self.batch, self.style_dim, generator=gen)
+            images, labels = faces.render_batch(params_from_z(z).numpy(), self.size)
+            image = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+            yield z, image, torch.from_numpy(labels).long()
+
+
+def pixel_weights(labels: torch.Tensor, part_weight: float) -> torch.Tensor:
+    small = torch.zeros_like(labels, dtype=torch.bool)
+    for c in SMALL_PARTS:
+        small |= labels == c
+    return (1 + (part_weight - 1) * small.float())[:, None]
+
+
+def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, recipe: GeneratorRecipe
+                        ) -> tuple[torch.Tensor, dict[str, float]]:
+    weights = pixel_weights(labels, recipe.part_weight)
+    l1 = ((fake - real).abs() * weights).mean()
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    grad = (((dx(fake) - dx(real)).abs() * weights[..., :, 1:]).mean()
+            + ((dy(fake) - dy(real)).abs() * weights[..., 1:, :]).mean())
+    multi = sum(F.l1_loss(F.avg_pool2d(fake, k), F.avg_pool2d(real, k)) for k in (2, 4))
+    total = l1 + recipe.gradient_weight * grad + recipe.multiscale_weight * multi
+    return total, {"l1": l1.item(), "grad": grad.item(), "multi": multi.item()}
+
+
+@torch.no_grad()
+def update_ema(ema: Generator, live: Generator, beta: float) -> None:
+    for e, p in zip(ema.parameters(), live.parameters()):
+        e.lerp_(p, 1 - beta)
+    for e, b in zip(ema.buffers(), live.buffers()):
+        e.copy_(b)
+
+
+@torch.no_grad()
+def held_out_l1(g: Generator, style_dim: int, size: int, n: int = 32, seed: int = 12345) -> dict[str, float]:
+    """Mean L1 per class on faces the training stream never draws (its own seed), for the log."""
+    z = torch.randn(n, style_dim, generator=torch.Generator().manual_seed(seed))
+    images, labels = faces.render_batch(params_from_z(z).numpy(), size)
+    real = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    fake = g(z)
+    err = (fake - real).abs().mean(1)
+    lab = torch.from_numpy(labels).long()
+    out = {"all": err.mean().item()}
+    for c, name in enumerate(faces.CLASS_NAMES):
+        if (lab == c).any():
+            out[name] = err[lab == c].mean().item()
+    return out
+
+
+def save_checkpoint(path: Path, g: Generator, g_ema: Generator, optimizer: torch.optim.Optimizer, step: int,
+                    seconds: float, recipe: GeneratorRecipe) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"g": g.state_dict(), "g_ema": g_ema.state_dict(), "optimizer": optimizer.state_dict(),
+                "step": step, "seconds": seconds, "recipe": asdict(recipe)}, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+
+
+def export_generator(folder: Path, g_ema: Generator, recipe: GeneratorRecipe, step: int, seconds: float) -> None:
+    """Write the EMA generator as ``generator.safetensors`` + its training state, in the model-folder layout."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in g_ema.state_dict().items()}, str(folder / "generator.safetensors"))
+    (folder / "generator_training.json").write_text(json.dumps(
+        {"step": step, "images_seen": step * recipe.batch, "cpu_seconds": round(seconds),
+         "recipe": {k: v for k, v in asdict(recipe).items() if k != "channels"},
+         "generator": recipe.generator_config()}, indent=1))
+
+
+def load_exported(folder: Path, recipe: GeneratorRecipe) -> tuple[Generator, int, float]:
+    """Resume from an exported model folder (the EMA weights; the optimizer restarts)."""
+    from safetensors.torch import load_file
+
+    g = recipe.generator()
+    g.load_state_dict(load_file(str(folder / "generator.safetensors")), strict=True)
+    state = json.loads((folder / "generator_training.json").read_text())
+    return g, int(state["step"]), float(state["cpu_seconds"])
+
+
+def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: GeneratorRecipe,
+          save_every_minutes: float = 10.0, threads: int = 2) -> None:
+    torch.set_num_threads(threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run_dir / "checkpoint.pt"
+    g = recipe.generator()
+    optimizer = torch.optim.Adam(g.parameters(), lr=recipe.lr, betas=recipe.betas)
+    step, seconds = 0, 0.0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        g.load_state_dict(state["g"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, seconds = state["step"], state["seconds"]
+        g_ema = recipe.generator()
+        g_ema.load_state_dict(state["g_ema"])
+        log.info("resumed from %s at step %d", checkpoint, step)
+    elif export_dir is not None and (export_dir / "generator_training.json").exists():
+        g, step, seconds = load_exported(export_dir, recipe)
+        optimizer = torch.optim.Adam(g.parameters(), lr=recipe.lr, betas=recipe.betas)
+        g_ema = recipe.generator()
+        g_ema.load_state_dict(g.state_dict())
+        log.info("resumed from the exported EMA weights in %s at step %d (fresh optimizer)", export_dir, step)
+    else:
+        g_ema = recipe.generator()
+        g_ema.load_state_dict(g.state_dict())
+    g_ema.requires_grad_(False).eval()
+    beta = 0.5 ** (recipe.batch / (recipe.ema_kimg * 1000))
+    data = DataLoader(RenderedFaces(recipe.batch, recipe.style_dim, recipe.size, recipe.seed + step),
+                      batch_size=None, num_workers=1, prefetch_factor=4, persistent_workers=False)
+    start = time.time()
+    last_save = last_log = start
+    log_path = run_dir / "log.jsonl"
+    for z, real, labels in data:
+        fake = g(z)
+        loss, parts = reconstruction_loss(fake, real, labels, recipe)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        update_ema(g_ema, g, beta)
+        step += 1
+        now = time.time()
+        if step % 100 == 0:
+            entry = {"step": step, "loss": loss.item(), **parts, "it_per_s": round(100 / (now - last_log), 2)}
+            last_log = now
+            if step % 1000 == 0:
+                entry["held_out_l1"] = held_out_l1(g_ema, recipe.style_dim, recipe.size)
+            with log_path.open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+            log.info("step %d loss %.4f", step, loss.item())
+        done = (now - start) / 60 >= minutes
+        if done or (now - last_save) / 60 >= save_every_minutes:
+            total = seconds + now - start
+            save_checkpoint(checkpoint, g, g_ema, optimizer, step, total, recipe)
+            if export_dir is not None:
+                export_generator(export_dir, g_ema, recipe, step, total)
+            last_save = now
+        if done:
+            break
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, default=Path("runs/toy_generator"), help="checkpoint/log folder")
+    parser.add_argument("--export", type=Path, default=Path("assets/models/toy-faces"),
+                        help="model folder that receives generator.safetensors")
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--save-every", type=float, default=10.0, help="minutes between checkpoints")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    train(args.run, args.export, args.minutes, GeneratorRecipe(batch=args.batch), args.save_every, args.threads)
+
+
+if __name__ == "__main__":
+    main()
