@@ -1,10 +1,16 @@
 """Shared test fixtures: where the read-only reference material lives, a fixed CPU set-up."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-import torch
+# No test may reach the network: the Hub is offline here and in CI. Set before huggingface_hub is imported,
+# since it reads these variables once.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

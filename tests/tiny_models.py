@@ -37,3 +37,33 @@ def tiny_model(seed: int = 0, n_train: int = 12) -> tuple[Generator, Segmenter, 
                           SegmenterTrainingOptions(epochs=8, batch_size=512, lr=3e-3, class_balance=0))
     seg.requires_grad_(False)
     return g, seg, wplus
+
+
+def tiny_model_folder(folder, seed: int = 0, with_encoder: bool = True, with_preset: bool = True,
+                      image_box=None):
+    """Save a tiny model in the checkpoint layout and return the folder."""
+    import numpy as np
+
+    from editgan.config import GeneratorConfig, ModelConfig, SegmenterSettings
+    from editgan.model import EditGANModel
+    from editgan.networks.encoder import EncoderConfig, LatentEncoder
+    from editgan.vectors import EditingVector
+
+    g, seg, _ = tiny_model(seed)
+    gen_config = GeneratorConfig(size=SIZE, style_dim=STYLE_DIM, n_mlp=2, channels={4: 64, 8: 64, 16: 32, 32: 32})
+    config = ModelConfig(name="tiny", generator=gen_config, class_names=["other", "reddish"],
+                         palette=[(0, 0, 0), (255, 0, 0)], segmenter=SegmenterSettings(2, (32, 16)),
+                         truncation=0.7, image_box=image_box, license="test")
+    encoder = None
+    if with_encoder:
+        enc_config = EncoderConfig(SIZE, g.n_latent, STYLE_DIM, channels=[8, 8, 8])
+        config.encoder = enc_config.to_dict()
+        encoder = LatentEncoder(enc_config)
+        encoder.latent_avg.copy_(g.mean_latent()[None])
+    presets = []
+    if with_preset:
+        rng = np.random.default_rng(seed)
+        presets.append(EditingVector("redder", rng.normal(0, 0.05, (g.n_latent, STYLE_DIM)), classes=[1],
+                                     display_name="Redder", scale_range=(-2, 2), refine_steps=5))
+    model = EditGANModel(config, g, seg, encoder, presets, device="cpu")
+    return model.save_pretrained(folder)

@@ -1,0 +1,164 @@
+"""A model folder's ``config.json``: what the networks look like and what the app shows for them."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .labels import Color, hex_color, parse_color
+
+FORMAT = "editgan-studio"
+FORMAT_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """config.json is missing, unreadable or inconsistent."""
+
+
+@dataclass
+class GeneratorConfig:
+    size: int
+    style_dim: int = 512
+    n_mlp: int = 8
+    channel_multiplier: int = 2
+    channels: dict[int, int] | None = None
+    blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
+    lr_mlp: float = 0.01
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"size": self.size, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
+                "channel_multiplier": self.channel_multiplier, "channels": self.channels,
+                "blur_kernel": tuple(self.blur_kernel), "lr_mlp": self.lr_mlp}
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = {str(k): v for k, v in self.channels.items()} if self.channels else None
+        d["blur_kernel"] = list(self.blur_kernel)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GeneratorConfig":
+        d = dict(d)
+        if d.get("channels"):
+            d["channels"] = {int(k): int(v) for k, v in d["channels"].items()}
+        if "blur_kernel" in d:
+            d["blur_kernel"] = tuple(d["blur_kernel"])
+        return cls(**d)
+
+
+@dataclass
+class SegmenterSettings:
+    """How the segmentation branch is built (its feature channels follow from the generator)."""
+    n_members: int = 10
+    hidden: tuple[int, int] | None = None
+    upsample_mode: str = "bilinear"
+
+    def to_dict(self) -> dict:
+        return {"n_members": self.n_members, "hidden": list(self.hidden) if self.hidden else None,
+                "upsample_mode": self.upsample_mode}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SegmenterSettings":
+        hidden = d.get("hidden")
+        return cls(int(d.get("n_members", 10)), tuple(hidden) if hidden else None,
+                   d.get("upsample_mode", "bilinear"))
+
+
+@dataclass
+class PresetInfo:
+    """A preset editing vector as config.json lists it; the vector itself is ``vectors/<name>.safetensors``."""
+    name: str
+    display_name: str
+    scale_range: tuple[float, float] = (-2.0, 2.0)
+    default_scale: float = 1.0
+    refine_steps: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["scale_range"] = list(self.scale_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PresetInfo":
+        d = dict(d)
+        d["scale_range"] = tuple(d.get("scale_range", (-2.0, 2.0)))
+        return cls(**d)
+
+
+@dataclass
+class ModelConfig:
+    name: str
+    generator: GeneratorConfig
+    class_names: list[str] = field(default_factory=list)
+    palette: list[Color] = field(default_factory=list)
+    segmenter: SegmenterSettings | None = None
+    encoder: dict | None = None
+    image_box: tuple[int, int, int, int] | None = None
+    """(top, left, height, width) of the picture inside the generator canvas; None = the whole canvas."""
+    truncation: float = 0.7
+    presets: list[PresetInfo] = field(default_factory=list)
+    license: str = "unknown"
+    provenance: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return self.image_box or (0, 0, self.generator.size, self.generator.size)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,
+            "generator": self.generator.to_dict(),
+            "classes": [{"id": i, "name": n, "color": hex_color(c)}
+                        for i, (n, c) in enumerate(zip(self.class_names, self.palette))],
+            "segmenter": self.segmenter.to_dict() if self.segmenter else None,
+            "encoder": self.encoder,
+            "image_box": list(self.image_box) if self.image_box else None,
+            "truncation": self.truncation,
+            "presets": [p.to_dict() for p in self.presets],
+            "license": self.license, "provenance": self.provenance, "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        if d.get("format") != FORMAT:
+            raise ConfigError(f"not an EditGAN Studio config (format {d.get('format')!r}, expected {FORMAT!r})")
+        if int(d.get("format_version", 0)) > FORMAT_VERSION:
+            raise ConfigError(f"config format version {d['format_version']} is newer than this app understands "
+                              f"({FORMAT_VERSION}); update EditGAN Studio")
+        try:
+            classes = sorted(d.get("classes") or [], key=lambda c: c["id"])
+            config = cls(
+                name=d["name"], generator=GeneratorConfig.from_dict(d["generator"]),
+                class_names=[c["name"] for c in classes], palette=[parse_color(c["color"]) for c in classes],
+                segmenter=SegmenterSettings.from_dict(d["segmenter"]) if d.get("segmenter") else None,
+                encoder=d.get("encoder"),
+                image_box=tuple(d["image_box"]) if d.get("image_box") else None,
+                truncation=float(d.get("truncation", 0.7)),
+                presets=[PresetInfo.from_dict(p) for p in d.get("presets", [])],
+                license=d.get("license", "unknown"), provenance=d.get("provenance", ""), extra=d.get("extra", {}),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"config.json is incomplete or malformed: {type(e).__name__}: {e}") from e
+        if config.segmenter is not None and not config.class_names:
+            raise ConfigError("config.json has a segmenter but lists no classes")
+        return config
+
+    def save(self, folder: Path) -> None:
+        (folder / "config.json").write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> "ModelConfig":
+        path = folder / "config.json"
+        if not path.is_file():
+            raise ConfigError(f"no config.json in {folder}")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path} is not readable JSON: {e}") from e
+        return cls.from_dict(data)

@@ -1,0 +1,105 @@
+"""Images at the engine's edges: decoding user uploads safely, and converting between uint8 pictures and tensors."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000
+"""Larger uploads are refused before decoding (a 50 MP photo would take seconds and GBs for nothing)."""
+MIN_SIDE = 16
+
+
+class ImageError(ValueError):
+    """An uploaded picture cannot be used; the message says why, for the user."""
+
+
+def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> Image.Image:
+    """Open and validate a picture → RGB PIL image (EXIF rotation applied; gray, alpha, CMYK, palette handled)."""
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        image = _from_array(source)
+    else:
+        data = source if isinstance(source, bytes) else _read(Path(source))
+        try:
+            image = Image.open(io.BytesIO(data))
+            _check_size(image.size)
+            image.load()
+        except ImageError:
+            raise
+        except Image.DecompressionBombError as e:
+            raise ImageError(f"the image is too large to open safely ({e})") from e
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise ImageError("this file is not a readable image (PNG, JPEG, WebP, …); it may be corrupt") from e
+    _check_size(image.size)
+    image = ImageOps.exif_transpose(image)
+    return _to_rgb(image)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ImageError(f"cannot read {path.name}: {e.strerror or e}") from e
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4)):
+        if array.dtype != np.uint8:
+            if not np.isfinite(array).all():
+                raise ImageError("the image holds NaN or infinite values")
+            array = np.clip(array, 0, 255).astype(np.uint8)
+        return Image.fromarray(array.squeeze(-1) if array.ndim == 3 and array.shape[2] == 1 else array)
+    raise ImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}")
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"the image is {width}×{height} ({width * height / 1e6:.0f} MP); the limit is "
+                         f"{MAX_PIXELS / 1e6:.0f} MP: downscale it first")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"the image is {width}×{height}; it needs at least {MIN_SIDE} px on each side")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent areas become white
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")  # L, I, F, CMYK, YCbCr, P …
+
+
+def crop(image: Image.Image, box: tuple[int, int, int, int] | None) -> Image.Image:
+    """Crop to (left, top, right, bottom) in pixels, clipped to the picture; None keeps it whole."""
+    if box is None:
+        return image
+    left, top, right, bottom = (int(round(v)) for v in box)
+    left, top = max(0, left), max(0, top)
+    right, bottom = min(image.width, right), min(image.height, bottom)
+    if right - left < MIN_SIDE or bottom - top < MIN_SIDE:
+        raise ImageError(f"the crop box is too small (needs at least {MIN_SIDE}×{MIN_SIDE} px inside the picture)")
+    return image.crop((left, top, right, bottom))
+
+
+def center_square(image: Image.Image) -> tuple[int, int, int, int]:
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return left, top, left + side, top + side
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) raw generator output (about −1..1) → (N, H, W, 3) uint8, as EditGAN converts it."""
+    return (images.detach() * 127.5 + 128).clamp(0, 255).floor().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
+    """uint8 RGB picture → (1, 3, H, W) float in [−1, 1]."""
+    array = np.asarray(image, dtype=np.float32)
+    return torch.from_numpy(array).permute(2, 0, 1)[None] / 127.5 - 1

@@ -1,0 +1,370 @@
+"""EditGANModel: the networks of one checkpoint plus its config, with numpy/PIL at the edges.
+
+Latents cross this boundary as float32 numpy arrays of shape (n_latent, style_dim); pictures as uint8
+(H, W, 3) arrays and label maps as int64 (H, W) arrays, both cropped to the model's image box (cars are a
+384×512 picture inside a 512×512 canvas). Everything inside runs on torch tensors on ``self.device``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import editing
+from .config import ConfigError, ModelConfig
+from .editing import EditOptions, EmbedOptions, OptimizationResult, StepInfo
+from .hub import ModelLoadError, resolve
+from .images import load_image, to_tensor, to_uint8
+from .networks.encoder import EncoderConfig, LatentEncoder
+from .networks.lpips import PerceptualLoss, perceptual_loss
+from .networks.segmenter import Segmenter, SegmenterConfig
+from .networks.stylegan2 import Generator
+from .vectors import EditingVector, VectorError
+
+log = logging.getLogger(__name__)
+
+Latent = np.ndarray
+
+
+def choose_device(preference: str | None = None) -> torch.device:
+    """The requested device, else the best available: CUDA, then Apple's MPS, then the CPU."""
+    if preference and preference != "auto":
+        device = torch.device(preference)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ModelLoadError("device 'cuda' was requested but no CUDA GPU is available")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ModelLoadError("device 'mps' was requested but MPS is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class Rendering:
+    wplus: Latent
+    image: np.ndarray
+    """(h, w, 3) uint8, the picture inside the image box."""
+    labels: np.ndarray | None
+    """(h, w) int64 class ids, or None for a model without a segmentation branch."""
+
+
+@dataclass
+class EditOutcome(Rendering):
+    vector: EditingVector | None = None
+    losses: list[float] = field(default_factory=list)
+    cancelled: bool = False
+    perceptual: str = "none"
+    roi: np.ndarray | None = None
+
+
+@dataclass
+class Progress:
+    """Per-step report for progress bars and live previews."""
+    step: int
+    steps: int
+    loss: float
+    image: np.ndarray
+
+
+PreviewCallback = Callable[[Progress], None]
+
+
+class EditGANModel:
+    def __init__(self, config: ModelConfig, generator: Generator, segmenter: Segmenter | None = None,
+                 encoder: LatentEncoder | None = None, presets: Sequence[EditingVector] = (),
+                 device: str | torch.device | None = None, source: str = ""):
+        self.config = config
+        self.device = choose_device(str(device) if device is not None else None)
+        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.segmenter = segmenter.to(self.device).eval().requires_grad_(False) if segmenter else None
+        self.encoder = encoder.to(self.device).eval().requires_grad_(False) if encoder else None
+        self.presets = {v.name: v for v in presets}
+        self.source = source
+        self.mean_wplus = generator.to_wplus(self.generator.mean_latent()).detach()
+        self._perceptual: PerceptualLoss | None = None
+
+    # -- loading and saving ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, source: str | Path | None = None, device: str | torch.device | None = None,
+             revision: str | None = None, token: str | bool | None = None,
+             progress: Callable[[str], None] | None = None) -> "EditGANModel":
+        """Load the embedded default (no argument), a local folder, or a Hub repo id."""
+        folder = resolve(source, revision, token, progress)
+        return cls.from_folder(folder, device, source=str(source or folder.name))
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: str | torch.device | None = None,
+                    source: str = "") -> "EditGANModel":
+        folder = Path(folder)
+        try:
+            config = ModelConfig.load(folder)
+        except ConfigError as e:
+            raise ModelLoadError(str(e)) from e
+        generator = Generator(**config.generator.kwargs())
+        _load_weights(generator, folder / "generator.safetensors")
+        segmenter = None
+        if config.segmenter is not None and (folder / "segmenter.safetensors").is_file():
+            s = config.segmenter
+            segmenter = Segmenter(SegmenterConfig(tuple(generator.feature_channels()), config.n_classes,
+                                                  s.n_members, s.hidden, s.upsample_mode))
+            _load_weights(segmenter, folder / "segmenter.safetensors")
+        elif config.segmenter is not None:
+            raise ModelLoadError(f"config.json describes a segmenter but {folder} has no segmenter.safetensors")
+        encoder = None
+        if config.encoder is not None:
+            encoder = LatentEncoder(EncoderConfig.from_dict(config.encoder))
+            _load_weights(encoder, folder / "encoder.safetensors")
+        presets = []
+        for info in config.presets:
+            try:
+                vector = EditingVector.load(folder / "vectors" / f"{info.name}.safetensors")
+                vector.display_name, vector.scale_range = info.display_name, info.scale_range
+                vector.default_scale, vector.refine_steps = info.default_scale, info.refine_steps
+                vector.check_fits(generator.n_latent, generator.style_dim, config.n_classes)
+            except VectorError as e:
+                raise ModelLoadError(f"preset {info.name!r}: {e}") from e
+            presets.append(vector)
+        return cls(config, generator, segmenter, encoder, presets, device, source or str(folder))
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write the model in the checkpoint layout (config.json, *.safetensors, vectors/)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = self.config
+        config.presets = [_preset_info(v) for v in self.presets.values()]
+        config.save(folder)
+        save_file(_cpu_state(self.generator), str(folder / "generator.safetensors"))
+        if self.segmenter is not None:
+            save_file(_cpu_state(self.segmenter), str(folder / "segmenter.safetensors"))
+        if self.encoder is not None:
+            save_file(_cpu_state(self.encoder), str(folder / "encoder.safetensors"))
+        for vector in self.presets.values():
+            vector.save(folder / "vectors" / f"{vector.name}.safetensors")
+        return folder
+
+    # -- properties ----------------------------------------------------------------------------------------
+    @property
+    def n_latent(self) -> int:
+        return self.generator.n_latent
+
+    @property
+    def style_dim(self) -> int:
+        return self.generator.style_dim
+
+    @property
+    def has_segmenter(self) -> bool:
+        return self.segmenter is not None
+
+    @property
+    def perceptual(self) -> PerceptualLoss:
+        """LPIPS when its weights can be had (Hub or cache), else the logged pixel-loss fallback."""
+        if self._perceptual is None:
+            self._perceptual = perceptual_loss(self.device)
+        return self._perceptual
+
+    @perceptual.setter
+    def perceptual(self, loss: PerceptualLoss) -> None:
+        self._perceptual = loss
+
+    # -- conversions between the edges and the canvas -------------------------------------------------------
+    def _latent(self, wplus: Latent | torch.Tensor) -> torch.Tensor:
+        w = torch.as_tensor(np.asarray(wplus, dtype=np.float32) if not torch.is_tensor(wplus) else wplus)
+        if w.ndim == 2:
+            w = w[None]
+        if tuple(w.shape[1:]) != (self.n_latent, self.style_dim):
+            raise ValueError(f"this model's latents are ({self.n_latent}, {self.style_dim}); got "
+                             f"{tuple(w.shape[-2:])}")
+        if not torch.isfinite(w).all():
+            raise ValueError("the latent holds NaN or infinite values")
+        return w.to(self.device, torch.float32)
+
+    def _crop(self, canvas: torch.Tensor) -> torch.Tensor:
+        top, left, height, width = self.config.box
+        return canvas[..., top:top + height, left:left + width]
+
+    def _to_canvas(self, picture: torch.Tensor, fill: float | int) -> torch.Tensor:
+        """Place a box-sized map or image into a full canvas filled with ``fill``."""
+        size = self.generator.size
+        top, left, height, width = self.config.box
+        if tuple(picture.shape[-2:]) != (height, width):
+            raise ValueError(f"expected a {height}×{width} map, got {tuple(picture.shape[-2:])}")
+        canvas = torch.full((*picture.shape[:-2], size, size), fill, dtype=picture.dtype, device=picture.device)
+        canvas[..., top:top + height, left:left + width] = picture
+        return canvas
+
+    def _rendering(self, w: torch.Tensor) -> Rendering:
+        image, labels = editing.render(self.generator, self.segmenter, w)
+        picture = to_uint8(self._crop(image))[0]
+        label_map = self._crop(labels)[0].cpu().numpy() if labels is not None else None
+        return Rendering(w[0].cpu().numpy(), picture, label_map)
+
+    def _on_step(self, callback: PreviewCallback | None) -> Callable[[StepInfo], None] | None:
+        if callback is None:
+            return None
+        return lambda info: callback(Progress(info.step, info.steps, info.loss,
+                                              to_uint8(self._crop(info.image))[0]))
+
+    # -- actions -----------------------------------------------------------------------------------------
+    def sample(self, seed: int = 0, truncation: float | None = None) -> Rendering:
+        """A random picture from the model: z from ``seed``, mapped, truncated toward the mean latent."""
+        truncation = self.config.truncation if truncation is None else float(truncation)
+        if not 0.0 <= truncation <= 1.0:
+            raise ValueError(f"truncation must be between 0 and 1, got {truncation}")
+        z = torch.randn(1, self.style_dim, generator=torch.Generator().manual_seed(int(seed))).to(self.device)
+        with torch.no_grad():
+            w = self.generator.mapping(z)
+            mean = self.mean_wplus[:, 0]
+            w = mean + truncation * (w - mean)
+        return self._rendering(self.generator.to_wplus(w))
+
+    def render(self, wplus: Latent | torch.Tensor) -> Rendering:
+        return self._rendering(self._latent(wplus))
+
+    def _require_segmenter(self, action: str) -> Segmenter:
+        if self.segmenter is None:
+            raise ValueError(f"{action} needs a segmentation branch, and model {self.config.name!r} has none "
+                             f"(it is generator-only: sample and embed work, mask editing does not)")
+        return self.segmenter
+
+    def edit(self, wplus: Latent, painted_labels: np.ndarray, painted: np.ndarray,
+             classes: Iterable[int] | None = None, steps: int | None = None, options: EditOptions | None = None,
+             name: str = "edit", on_step: PreviewCallback | None = None,
+             should_stop: Callable[[], bool] | None = None) -> EditOutcome:
+        """Edit by painting: ``painted_labels`` (h, w) is the wanted label map, ``painted`` (h, w) the touched pixels.
+
+        The outcome carries the new latent, its picture and labels, and the edit as a reusable vector.
+        """
+        segmenter = self._require_segmenter("mask editing")
+        options = options or EditOptions()
+        if steps is not None:
+            options = EditOptions(**{**options.__dict__, "steps": int(steps)})
+        w = self._latent(wplus)
+        painted_t = torch.as_tensor(np.asarray(painted, dtype=bool), device=self.device)
+        target = torch.as_tensor(np.asarray(painted_labels, dtype=np.int64), device=self.device)
+        if not bool(painted_t.any()):
+            raise ValueError("nothing painted: paint on the label map where it should change")
+        if int(target.max()) >= self.config.n_classes or int(target.min()) < 0:
+            raise ValueError(f"painted labels must be class ids 0..{self.config.n_classes - 1}")
+        _, old_labels = editing.render(self.generator, segmenter, w)
+        # outside the picture box the wanted map is the current one, untouched
+        canvas_target = old_labels[0].clone()
+        top, left, height, width = self.config.box
+        canvas_target[top:top + height, left:left + width] = target
+        canvas_painted = self._to_canvas(painted_t, False)
+        result = editing.edit_from_mask(self.generator, segmenter, w, canvas_target, canvas_painted, classes,
+                                        self.perceptual, options, self._on_step(on_step), should_stop)
+        used = sorted(int(c) for c in (classes if classes is not None else torch.unique(target[painted_t]).tolist()))
+        vector = EditingVector(name, result.delta.cpu().numpy(), used, refine_steps=10)
+        return self._outcome(result, vector)
+
+    def apply_vectors(self, wplus: Latent, vectors: Sequence[tuple[EditingVector, float]], refine_steps: int = 0,
+                      options: EditOptions | None = None, on_step: PreviewCallback | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> EditOutcome:
+        """Add Σ scaleᵢ·vectorᵢ (the preset sliders), then optionally refine over the union of their classes."""
+        w = self._latent(wplus)
+        total = torch.zeros_like(w[0])
+        classes: set[int] = set()
+        for vector, scale in vectors:
+            vector.check_fits(self.n_latent, self.style_dim, self.config.n_classes)
+            scale = float(scale)
+            if not np.isfinite(scale):
+                raise ValueError(f"the scale of {vector.display_name!r} must be a finite number")
+            lo, hi = vector.scale_range
+            if not lo <= scale <= hi:
+                raise ValueError(f"the scale of {vector.display_name!r} must be within [{lo}, {hi}], got {scale}")
+            total += scale * torch.as_tensor(vector.delta, device=self.device)
+            if scale != 0:
+                classes.update(vector.classes)
+        if refine_steps > 0 and bool(total.any()):
+            self._require_segmenter("refinement")
+        result = editing.apply_vector(self.generator, self.segmenter, w, total, 1.0, refine_steps, sorted(classes),
+                                      self.perceptual, options, self._on_step(on_step), should_stop)
+        return self._outcome(result, None)
+
+    def apply_vector(self, wplus: Latent, vector: EditingVector | str, scale: float = 1.0, refine_steps: int = 0,
+                     **kwargs) -> EditOutcome:
+        if isinstance(vector, str):
+            if vector not in self.presets:
+                raise ValueError(f"unknown preset {vector!r}; this model has {sorted(self.presets) or 'none'}")
+            vector = self.presets[vector]
+        return self.apply_vectors(wplus, [(vector, scale)], refine_steps, **kwargs)
+
+    def embed(self, image: Image.Image | np.ndarray | str | Path | bytes, steps: int = 100,
+              options: EmbedOptions | None = None, on_step: PreviewCallback | None = None,
+              should_stop: Callable[[], bool] | None = None) -> EditOutcome:
+        """A real picture → the latent that reproduces it (encoder guess, then optimization).
+
+        The picture is resized to the image box (fitting it as a whole) and placed on the black canvas.
+        """
+        picture = load_image(image)
+        top, left, height, width = self.config.box
+        picture = picture.resize((width, height), Image.LANCZOS)
+        target = self._to_canvas(to_tensor(picture).to(self.device), -1.0)
+        options = options or EmbedOptions()
+        options = EmbedOptions(**{**options.__dict__, "steps": int(steps)})
+        result = editing.embed(self.generator, target, self.perceptual, self.encoder, options, self.mean_wplus,
+                               self._on_step(on_step), should_stop)
+        return self._outcome(result, None)
+
+    def _outcome(self, result: OptimizationResult, vector: EditingVector | None) -> EditOutcome:
+        r = self._rendering(result.wplus)
+        roi = self._crop(result.roi).cpu().numpy() if result.roi is not None else None
+        return EditOutcome(r.wplus, r.image, r.labels, vector, result.losses, result.cancelled, result.perceptual,
+                           roi)
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def _preset_info(vector: EditingVector):
+    from .config import PresetInfo
+    return PresetInfo(vector.name, vector.display_name, vector.scale_range, vector.default_scale,
+                      vector.refine_steps)
+
+
+def _load_weights(module: torch.nn.Module, path: Path) -> None:
+    """Strict safetensors load with a message naming the file and any missing or unexpected keys."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ModelLoadError(f"missing weights file {path.name} in {path.parent}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelLoadError(f"{path.name} is not a readable safetensors file (corrupt or truncated?): {e}") from e
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_few(unexpected)}")
+        if wrong:
+            parts.append("wrong shapes " + _few([f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}"
+                                                 for k in wrong]))
+        raise ModelLoadError(f"{path.name} does not fit the model in config.json: " + "; ".join(parts))
+    module.load_state_dict(state, strict=True)
+
+
+def _few(items: list[str], n: int = 6) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def load(source: str | Path | None = None, device: str | torch.device | None = None, **kwargs) -> EditGANModel:
+    """``editgan.load()``: the embedded default model, a local folder, or a Hub repo id."""
+    return EditGANModel.load(source, device, **kwargs)

@@ -1,0 +1,106 @@
+"""Editing vectors: a δw+ learned from one edit, with the classes it touches, stored as safetensors + metadata."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class VectorError(ValueError):
+    """An editing vector file is unreadable or does not fit the model."""
+
+
+@dataclass
+class EditingVector:
+    name: str
+    delta: np.ndarray
+    """(n_latent, style_dim) float32: added to w+ with a scale."""
+    classes: list[int] = field(default_factory=list)
+    display_name: str = ""
+    scale_range: tuple[float, float] = (-2.0, 2.0)
+    default_scale: float = 1.0
+    refine_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise VectorError(f"vector name {self.name!r} must be 1–64 letters, digits, '_', '-' or '.'")
+        self.delta = np.asarray(self.delta, dtype=np.float32)
+        if self.delta.ndim == 3 and self.delta.shape[0] == 1:  # EditGAN's .npy files are (1, n_latent, dim)
+            self.delta = self.delta[0]
+        if self.delta.ndim != 2:
+            raise VectorError(f"vector {self.name!r} must be (n_latent, style_dim), got {self.delta.shape}")
+        if not np.isfinite(self.delta).all():
+            raise VectorError(f"vector {self.name!r} holds NaN or infinite values")
+        self.classes = [int(c) for c in self.classes]
+        self.display_name = self.display_name or self.name.replace("_", " ").capitalize()
+        self.scale_range = (float(self.scale_range[0]), float(self.scale_range[1]))
+
+    def check_fits(self, n_latent: int, style_dim: int, n_classes: int) -> None:
+        if self.delta.shape != (n_latent, style_dim):
+            raise VectorError(f"vector {self.name!r} has shape {self.delta.shape}; this model needs "
+                              f"({n_latent}, {style_dim})")
+        bad = [c for c in self.classes if not 0 <= c < max(n_classes, 1)]
+        if bad and n_classes:
+            raise VectorError(f"vector {self.name!r} names classes {bad} that this model does not have")
+
+    def metadata(self) -> dict[str, str]:
+        return {"name": self.name, "display_name": self.display_name, "classes": json.dumps(self.classes),
+                "scale_range": json.dumps(list(self.scale_range)), "default_scale": str(self.default_scale),
+                "refine_steps": str(self.refine_steps)}
+
+    def to_bytes(self) -> bytes:
+        from safetensors.numpy import save
+        return save({"delta": np.ascontiguousarray(self.delta)}, metadata=self.metadata())
+
+    def save(self, path: Path) -> Path:
+        """Writes ``path`` (safetensors) and returns it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.to_bytes())
+        return path
+
+    @classmethod
+    def from_bytes(cls, data: bytes, fallback_name: str = "vector") -> "EditingVector":
+        from safetensors.numpy import load
+        try:
+            tensors = load(data)
+            metadata = _read_metadata(data)
+        except Exception as e:  # safetensors raises its own error types for every kind of corruption
+            raise VectorError(f"not a readable safetensors editing vector: {e}") from e
+        if "delta" not in tensors:
+            raise VectorError(f"the file holds no 'delta' tensor (found {sorted(tensors)})")
+        try:
+            return cls(
+                name=metadata.get("name") or fallback_name, delta=tensors["delta"],
+                classes=json.loads(metadata.get("classes", "[]")),
+                display_name=metadata.get("display_name", ""),
+                scale_range=tuple(json.loads(metadata.get("scale_range", "[-2, 2]"))),
+                default_scale=float(metadata.get("default_scale", 1.0)),
+                refine_steps=int(metadata.get("refine_steps", 0)))
+        except (ValueError, TypeError) as e:
+            raise VectorError(f"the editing vector's metadata is malformed: {e}") from e
+
+    @classmethod
+    def load(cls, path: Path) -> "EditingVector":
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise VectorError(f"cannot read {path}: {e}") from e
+        return cls.from_bytes(data, fallback_name=_safe_name(path.stem))
+
+
+def _read_metadata(data: bytes) -> dict[str, str]:
+    header_len = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + header_len])
+    return dict(header.get("__metadata__") or {})
+
+
+def _safe_name(stem: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:64].lstrip("_.-")
+    return name or "vector"

@@ -1,0 +1,169 @@
+"""The model object: load/save in the checkpoint layout, and every action with numpy/PIL at its edges."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import editgan
+from editgan.editing import EditOptions
+from editgan.hub import ModelLoadError
+from editgan.images import ImageError
+from editgan.model import EditGANModel
+from editgan.vectors import EditingVector
+from tiny_models import tiny_model_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tiny_model_folder(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def model(folder):
+    return editgan.load(str(folder), device="cpu")
+
+
+def test_folder_layout(folder):
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "generator.safetensors", "segmenter.safetensors", "encoder.safetensors",
+            "vectors"} <= names
+    config = json.loads((folder / "config.json").read_text())
+    assert config["format"] == "editgan-studio" and config["classes"][1] == {"id": 1, "name": "reddish",
+                                                                             "color": "#ff0000"}
+    assert config["presets"][0]["name"] == "redder"
+
+
+def test_sample_is_deterministic_and_labelled(model):
+    a, b, c = model.sample(seed=5), model.sample(seed=5), model.sample(seed=6)
+    assert a.image.shape == (32, 32, 3) and a.image.dtype == np.uint8
+    assert a.labels.shape == (32, 32) and set(np.unique(a.labels)) <= {0, 1}
+    assert a.wplus.shape == (model.n_latent, model.style_dim)
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, c.image)
+    again = model.render(a.wplus)
+    assert np.array_equal(again.image, a.image) and np.array_equal(again.labels, a.labels)
+
+
+def test_save_and_reload_gives_the_same_pictures(model, tmp_path):
+    model.save_pretrained(tmp_path / "copy")
+    copy = EditGANModel.from_folder(tmp_path / "copy", device="cpu")
+    assert np.array_equal(copy.sample(seed=2).image, model.sample(seed=2).image)
+    assert list(copy.presets) == ["redder"] and copy.presets["redder"].display_name == "Redder"
+
+
+def test_edit_changes_the_painted_region_and_returns_a_vector(model):
+    start = model.sample(seed=1)
+    painted = np.zeros((32, 32), bool)
+    painted[4:14, 4:14] = True
+    wanted = start.labels.copy()
+    wanted[painted] = 1 - np.bincount(start.labels[painted], minlength=2).argmax()  # the rarer class there
+    outcome = model.edit(start.wplus, wanted, painted, classes=[], steps=60,
+                         options=EditOptions(lr=0.02, rgb_weight=5.0))
+    changed = (outcome.labels[painted] == wanted[painted]).mean()
+    before = (start.labels[painted] == wanted[painted]).mean()
+    assert changed > before + 0.3
+    assert outcome.vector is not None and outcome.vector.delta.shape == start.wplus.shape
+    np.testing.assert_allclose(outcome.vector.delta, outcome.wplus - start.wplus, atol=1e-5)
+    assert outcome.roi[painted].all()
+    # the vector transfers: applying it to the same latent reproduces the edit
+    again = model.apply_vector(start.wplus, outcome.vector, 1.0)
+    np.testing.assert_allclose(again.wplus, outcome.wplus, atol=1e-5)
+
+
+def test_edit_input_errors(model):
+    start = model.sample(seed=1)
+    with pytest.raises(ValueError, match="nothing painted"):
+        model.edit(start.wplus, start.labels, np.zeros((32, 32), bool))
+    with pytest.raises(ValueError, match="class ids"):
+        model.edit(start.wplus, start.labels + 5, np.ones((32, 32), bool))
+    with pytest.raises(ValueError, match="latents are"):
+        model.render(np.zeros((3, 3), np.float32))
+
+
+def test_preset_sliders_sum_and_check_their_range(model):
+    start = model.sample(seed=3)
+    preset = model.presets["redder"]
+    out = model.apply_vectors(start.wplus, [(preset, 1.5), (preset, -0.5)])
+    np.testing.assert_allclose(out.wplus, start.wplus + preset.delta, atol=1e-5)
+    with pytest.raises(ValueError, match="within"):
+        model.apply_vector(start.wplus, "redder", 5.0)
+    with pytest.raises(ValueError, match="finite"):
+        model.apply_vector(start.wplus, "redder", float("nan"))
+    with pytest.raises(ValueError, match="unknown preset"):
+        model.apply_vector(start.wplus, "bluer", 1.0)
+    refined = model.apply_vector(start.wplus, "redder", 1.0, refine_steps=3)
+    assert len(refined.losses) == 3 and refined.perceptual != "none"
+
+
+def test_embed_a_generated_picture_with_the_encoder_start(model):
+    target = model.sample(seed=4)
+    progress = []
+    out = model.embed(Image.fromarray(target.image), steps=30, on_step=progress.append)
+    assert len(progress) == 30 and progress[-1].image.shape == (32, 32, 3)
+    start_error = np.abs(model.render(model.mean_wplus[0].numpy()).image.astype(float) - target.image).mean()
+    end_error = np.abs(out.image.astype(float) - target.image).mean()
+    assert end_error < start_error
+
+
+def test_embed_rejects_bad_uploads(model):
+    with pytest.raises(ImageError, match="not a readable image"):
+        model.embed(b"definitely not a png", steps=1)
+    with pytest.raises(ImageError, match="at least"):
+        model.embed(Image.new("RGB", (4, 4)), steps=1)
+
+
+def test_missing_and_corrupt_files_give_clear_errors(folder, tmp_path):
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "segmenter.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ModelLoadError, match="segmenter.safetensors is not a readable safetensors"):
+        EditGANModel.from_folder(broken)
+    (broken / "segmenter.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="no segmenter.safetensors"):
+        EditGANModel.from_folder(broken)
+    with pytest.raises(ModelLoadError, match="unknown model"):
+        editgan.load("no such model!")
+
+
+def test_generator_only_model_samples_but_refuses_mask_editing(folder, tmp_path):
+    import shutil
+    only_g = tmp_path / "g_only"
+    shutil.copytree(folder, only_g)
+    config = json.loads((only_g / "config.json").read_text())
+    config["segmenter"] = None
+    (only_g / "config.json").write_text(json.dumps(config))
+    (only_g / "segmenter.safetensors").unlink()
+    model = EditGANModel.from_folder(only_g)
+    sample = model.sample(seed=0)
+    assert sample.labels is None
+    with pytest.raises(ValueError, match="segmentation branch"):
+        model.edit(sample.wplus, np.zeros((32, 32), int), np.ones((32, 32), bool))
+
+
+def test_image_box_crops_pictures_and_maps(tmp_path):
+    boxed = EditGANModel.from_folder(tiny_model_folder(tmp_path / "boxed", with_encoder=False,
+                                                       image_box=(8, 0, 16, 32)))
+    sample = boxed.sample(seed=0)
+    assert sample.image.shape == (16, 32, 3) and sample.labels.shape == (16, 32)
+    painted = np.zeros((16, 32), bool)
+    painted[4:10, 4:12] = True
+    wanted = sample.labels.copy()
+    wanted[painted] = 1
+    outcome = boxed.edit(sample.wplus, wanted, painted, steps=2)
+    assert outcome.image.shape == (16, 32, 3) and outcome.roi.shape == (16, 32)
+
+
+def test_vector_file_round_trip_and_errors(tmp_path):
+    v = EditingVector("wheel_enlarge", np.ones((1, 4, 8), np.float32), classes=[21, 22])
+    assert v.delta.shape == (4, 8) and v.display_name == "Wheel enlarge"
+    again = EditingVector.load(v.save(tmp_path / "v.safetensors"))
+    assert again.classes == [21, 22] and np.array_equal(again.delta, v.delta)
+    (tmp_path / "bad.safetensors").write_bytes(b"nope")
+    from editgan.vectors import VectorError
+    with pytest.raises(VectorError, match="not a readable"):
+        EditingVector.load(tmp_path / "bad.safetensors")
+    with pytest.raises(VectorError, match="shape"):
+        again.check_fits(16, 512, 32)
