@@ -135,10 +135,15 @@ def optimize_toward_labels(generator: Generator, segmenter: Segmenter, start: to
     original_kept = original_image.detach() * keep
     size = tuple(target_labels.shape[-2:])
 
+    roi_pixels = roi.nonzero()  # row-major, the order of target_rows
+
     def loss_fn(wplus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        image, feats = generator.synthesis(wplus, return_features=True)
-        logits = segmenter(feats, size)
-        ce = F.cross_entropy(logits[0].permute(1, 2, 0)[roi], target_rows) if target_rows.numel() else logits.sum() * 0
+        if target_rows.numel():
+            image, feats = generator.synthesis(wplus, return_features=True)
+            # logits only where the loss reads them: the ROI (the segmenter's cost scales with its size)
+            ce = F.cross_entropy(segmenter.logits_at(feats, roi_pixels, size)[0], target_rows)
+        else:
+            image, ce = generator.synthesis(wplus), torch.zeros((), device=wplus.device)
         mse = F.mse_loss(image * keep, original_kept)
         rgb = options.perceptual_weight * perceptual(image, prepared).mean() + options.mse_weight * mse
         return options.ce_weight * ce + options.rgb_weight * rgb, image

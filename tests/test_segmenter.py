@@ -73,3 +73,20 @@ def test_training_on_few_samples_learns_a_labelling():
     chance = torch.bincount(labels[4:].reshape(-1)).max() / labels[4:].numel()
     assert train_accuracy > 0.9
     assert held_out_accuracy > float(chance) + 0.15, (held_out_accuracy, chance)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@torch.no_grad()
+def test_logits_at_selected_pixels_equal_the_full_map(mode):
+    g = tiny_generator()
+    config = SegmenterConfig(tuple(g.feature_channels()), n_classes=4, n_members=3, upsample_mode=mode)
+    seg = Segmenter(config).eval()
+    randomize_batchnorm(seg)
+    _, feats = g.synthesis(g.to_wplus(g.mapping(torch.randn(2, 32))), return_features=True)
+    full = seg(feats, chunk=100)  # a small chunk exercises the chunked head
+    torch.testing.assert_close(full, seg.forward_naive(feats), atol=1e-4, rtol=1e-4)
+    for n_pixels in (5, 300):  # few pixels: gather then project; many: project then gather
+        pixels = torch.stack([torch.randint(0, 32, (n_pixels,)), torch.randint(0, 32, (n_pixels,))], 1)
+        sparse = seg.logits_at(feats, pixels, (32, 32))
+        expected = full[:, :, pixels[:, 0], pixels[:, 1]].permute(0, 2, 1)
+        torch.testing.assert_close(sparse, expected, atol=1e-4, rtol=1e-4)

@@ -102,32 +102,76 @@ class Segmenter(nn.Module):
     def _upsample(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return upsample_to(x, size, self.config.upsample_mode)
 
+    def _resolution_groups(self, features: list[torch.Tensor]) -> dict[tuple[int, int], list[int]]:
+        """Feature-map indices by resolution: maps of one resolution are projected and resized together."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, f in enumerate(features):
+            groups.setdefault(tuple(f.shape[-2:]), []).append(i)
+        return groups
+
+    def _project(self, weight: torch.Tensor, features: list[torch.Tensor], indices: list[int]) -> torch.Tensor:
+        """Σ over maps of one resolution of W_i · f_i, at that resolution: (N, out, h, w)."""
+        total = None
+        for i in indices:
+            part = torch.einsum("oc,nchw->nohw", weight[:, self.offsets[i]:self.offsets[i + 1]], features[i])
+            total = part if total is None else total + part
+        return total
+
     def project_first_layer(self, member: PixelClassifier, features: list[torch.Tensor],
                             size: tuple[int, int]) -> torch.Tensor:
         """Σ_i up(W_i · f_i) + b: the first layer's output at full resolution, (N, h1, H, W)."""
         weight, bias = member.first.weight, member.first.bias
-        # maps of one resolution are summed before upsampling: one resize per resolution, not per map
-        by_resolution: dict[tuple[int, int], torch.Tensor] = {}
-        for i, f in enumerate(features):
-            block = weight[:, self.offsets[i]:self.offsets[i + 1]]
-            projected = torch.einsum("oc,nchw->nohw", block, f)
-            res = tuple(f.shape[-2:])
-            by_resolution[res] = by_resolution[res] + projected if res in by_resolution else projected
-        total = sum(self._upsample(p, size) for p in by_resolution.values())
+        total = None
+        for indices in self._resolution_groups(features).values():
+            up = self._upsample(self._project(weight, features, indices), size)
+            total = up if total is None else total + up
         return total + bias[None, :, None, None]
 
-    def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Feature maps → mean logits (N, n_classes, H, W); H, W default to the largest map's size."""
+    def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
+                chunk: int = 65536) -> torch.Tensor:
+        """Feature maps → mean logits (N, n_classes, H, W); H, W default to the largest map's size.
+
+        The per-pixel head runs on ``chunk`` pixels at a time, so memory beyond one member's first-layer map
+        stays small at any resolution.
+        """
         self._check(features)
         size = size or tuple(features[-1].shape[-2:])
-        mean_logits = None
+        n = features[0].shape[0]
+        out = None
         for member in self.members:
             hidden = self.project_first_layer(member, features, size)
-            n, h1, hh, ww = hidden.shape
-            rows = hidden.permute(0, 2, 3, 1).reshape(-1, h1)
-            logits = member.head(rows).reshape(n, hh, ww, -1).permute(0, 3, 1, 2)
-            mean_logits = logits if mean_logits is None else mean_logits + logits
-        return mean_logits / len(self.members)
+            rows = hidden.permute(0, 2, 3, 1).reshape(n * size[0] * size[1], -1)
+            logits = torch.cat([member.head(rows[i:i + chunk]) for i in range(0, rows.shape[0], chunk)])
+            logits = logits.reshape(n, size[0], size[1], -1).permute(0, 3, 1, 2)
+            out = logits if out is None else out + logits
+        return out / len(self.members)
+
+    def logits_at(self, features: list[torch.Tensor], pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Mean logits (N, P, n_classes) at ``pixels`` (P, 2) = (row, col) of the ``size`` canvas only.
+
+        The editing loss needs logits only inside the region of interest. Upsampling is linear, so each map is
+        either projected at its own resolution and then interpolated at the P pixels, or interpolated at the P
+        pixels and then projected, whichever is cheaper; both equal the full computation at those pixels.
+        """
+        self._check(features)
+        weight = torch.cat([m.first.weight for m in self.members])  # all members' first layers at once
+        total = None
+        for (h, w), indices in self._resolution_groups(features).items():
+            taps = bilinear_taps(pixels, (h, w), size, self.config.upsample_mode)
+            if h * w <= pixels.shape[0]:
+                part = gather_bilinear(self._project(weight, features, indices), taps)
+            else:
+                part = sum(torch.einsum("oc,ncp->nop", weight[:, self.offsets[i]:self.offsets[i + 1]],
+                                        gather_bilinear(features[i], taps)) for i in indices)
+            total = part if total is None else total + part
+        n, p = total.shape[0], total.shape[2]
+        h1 = self.members[0].first.out_features
+        out = None
+        for k, member in enumerate(self.members):
+            hidden = total[:, k * h1:(k + 1) * h1] + member.first.bias[None, :, None]
+            logits = member.head(hidden.permute(0, 2, 1).reshape(n * p, h1)).reshape(n, p, -1)
+            out = logits if out is None else out + logits
+        return out / len(self.members)
 
     def forward_naive(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
         """DatasetGAN's computation: upsample all maps, concatenate, MLP per pixel. Reference for tests."""
@@ -151,3 +195,30 @@ def upsample_to(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") 
     if mode == "nearest":
         return F.interpolate(x, size=size, mode="nearest")
     return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+def bilinear_taps(pixels: torch.Tensor, source: tuple[int, int], size: tuple[int, int], mode: str = "bilinear"
+                  ) -> tuple[torch.Tensor, ...]:
+    """Source indices and weights that ``F.interpolate(..., size, mode, align_corners=False)`` uses for
+    the output ``pixels`` (P, 2): (y0, y1, x0, x1, wy, wx), each (P,)."""
+    def axis(dst: torch.Tensor, n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        scale = n_in / n_out
+        if mode == "nearest":
+            i0 = (dst.float() * scale).floor().long().clamp(max=n_in - 1)
+            return i0, i0, torch.zeros_like(dst, dtype=torch.float32)
+        src = ((dst.float() + 0.5) * scale - 0.5).clamp(min=0)
+        i0 = src.floor().long().clamp(max=n_in - 1)
+        i1 = (i0 + 1).clamp(max=n_in - 1)
+        return i0, i1, src - i0.float()
+    y0, y1, wy = axis(pixels[:, 0], source[0], size[0])
+    x0, x1, wx = axis(pixels[:, 1], source[1], size[1])
+    return y0, y1, x0, x1, wy, wx
+
+
+def gather_bilinear(maps: torch.Tensor, taps: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """(N, C, h, w) maps sampled at the taps of :func:`bilinear_taps` → (N, C, P)."""
+    y0, y1, x0, x1, wy, wx = taps
+    wy, wx = wy.to(maps.dtype), wx.to(maps.dtype)
+    top = maps[:, :, y0, x0] * (1 - wx) + maps[:, :, y0, x1] * wx
+    bottom = maps[:, :, y1, x0] * (1 - wx) + maps[:, :, y1, x1] * wx
+    return top * (1 - wy) + bottom * wy
