@@ -1,0 +1,230 @@
+"""``python -m editgan bench``: speed and memory of the engine on this machine, written as JSON.
+
+Measured for the embedded model (when present) and for random-weight StyleGAN2 models at 256 px (config-f)
+and 512 px with a 32-class, 10-member segmentation branch like EditGAN's car model: generator forward and
+forward+backward, one edit step, a 100-step edit, a preset-slider application, a 30-step refinement, and the
+segmentation branch's peak memory, factorized vs naive. Times are medians over repeats after a warm-up.
+On the big random models, the 100-step edit and 30-step refine are extrapolated from the measured step time
+unless ``--full`` is given (on a 2-core CPU they would take many minutes); the JSON says which.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import editing
+from .config import GeneratorConfig, ModelConfig, SegmenterSettings
+from .editing import EditOptions
+from .hub import DEFAULT_MODEL, embedded_models
+from .labels import region_of_interest
+from .model import EditGANModel, choose_device
+from .networks.lpips import LPIPS
+from .networks.segmenter import Segmenter, SegmenterConfig
+from .networks.stylegan2 import Generator
+
+log = logging.getLogger(__name__)
+
+RANDOM_MODELS = {"random-256": 256, "random-512": 512}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def median_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def random_model(size: int, device: torch.device, seed: int = 0) -> EditGANModel:
+    """Config-f generator and a 32-class, 10-member segmenter with random weights (speed only)."""
+    torch.manual_seed(seed)
+    g = Generator(size, 512, 8, channel_multiplier=2)
+    classes = [f"class_{i}" for i in range(32)]
+    seg_config = SegmenterConfig(tuple(g.feature_channels()), n_classes=32, n_members=10)
+    config = ModelConfig(f"random-{size}", GeneratorConfig(size), classes, [(i * 7 % 256, i * 31 % 256, i * 73 % 256)
+                                                                            for i in range(32)],
+                         SegmenterSettings(10))
+    return EditGANModel(config, g, Segmenter(seg_config), device=device)
+
+
+def _painted_disc(model: EditGANModel, labels: torch.Tensor, fraction: float = 0.05
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A disc covering ``fraction`` of the canvas, painted with class 1: a typical brush edit."""
+    size = model.generator.size
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    radius = size * (fraction / np.pi) ** 0.5
+    painted = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 <= radius ** 2).to(labels.device)
+    target = labels.clone()
+    target[painted] = 1
+    return painted, target
+
+
+def _loop_step_times(run: Callable[[Callable], object]) -> list[float]:
+    stamps = [time.perf_counter()]
+    run(lambda info: stamps.append(time.perf_counter()))
+    return [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
+
+
+def bench_model(name: str, model: EditGANModel, repeats: int, full: bool, memory_members: int | None) -> dict:
+    device, g, seg = model.device, model.generator, model.segmenter
+    torch.manual_seed(0)
+    w = model.mean_wplus + 0.5 * torch.randn_like(model.mean_wplus)
+    result: dict = {"size": g.size, "n_latent": g.n_latent, "style_dim": g.style_dim,
+                    "generator_params_M": round(sum(p.numel() for p in g.parameters()) / 1e6, 2)}
+
+    with torch.no_grad():
+        result["generator_forward_ms"] = median_ms(lambda: g.synthesis(w), device, repeats)
+
+    def fwd_bwd() -> None:
+        wp = w.detach().requires_grad_(True)
+        g.synthesis(wp).square().mean().backward()
+    result["generator_forward_backward_ms"] = median_ms(fwd_bwd, device, repeats)
+    if seg is None:
+        return result
+
+    image, labels = editing.render(g, seg, w)
+    painted, target = _painted_disc(model, labels[0])
+    roi = region_of_interest(labels[0], target, painted, [], 3)
+    result["edit_roi_fraction"] = round(roi.float().mean().item(), 3)
+    steps = repeats + 1
+
+    def edit_run(perceptual, n: int) -> Callable[[Callable], object]:
+        return lambda cb: editing.optimize_toward_labels(g, seg, w, target, roi, image, perceptual,
+                                                         EditOptions(steps=n), on_step=cb)
+
+    per_step = _loop_step_times(edit_run(model.perceptual, steps))[1:]
+    result["perceptual_loss"] = model.perceptual.name
+    result["edit_step_ms"] = round(statistics.median(per_step), 2)
+    lpips_step = _loop_step_times(edit_run(LPIPS().to(device), steps))[1:]
+    result["edit_step_with_lpips_ms"] = round(statistics.median(lpips_step), 2)
+    result["edit_step_overhead_x"] = round(result["edit_step_ms"] / result["generator_forward_backward_ms"], 2)
+    result["edit_step_with_lpips_overhead_x"] = round(
+        result["edit_step_with_lpips_ms"] / result["generator_forward_backward_ms"], 2)
+
+    measure_full = full or name == "embedded"
+    if measure_full:
+        start = time.perf_counter()
+        editing.optimize_toward_labels(g, seg, w, target, roi, image, model.perceptual, EditOptions(steps=100))
+        result["edit_100_steps_s"] = round(time.perf_counter() - start, 2)
+    else:
+        result["edit_100_steps_s"] = round(result["edit_step_ms"] * 100 / 1000, 1)
+        result["edit_100_steps_extrapolated"] = True
+
+    vector = torch.randn_like(w[0]) * 0.1
+    preset = [(_vector_like(model, vector), 1.0)]
+    result["vector_apply_ms"] = median_ms(lambda: model.apply_vectors(w[0].cpu().numpy(), preset), device, repeats)
+    if measure_full:
+        start = time.perf_counter()
+        editing.apply_vector(g, seg, w, vector, 1.0, 30, [1], model.perceptual)
+        result["refine_30_steps_s"] = round(time.perf_counter() - start, 2)
+    else:
+        result["refine_30_steps_s"] = round(result["edit_step_ms"] * 30 / 1000 + result["vector_apply_ms"] / 1000, 1)
+        result["refine_30_steps_extrapolated"] = True
+
+    members = memory_members or seg.config.n_members
+    result["segmenter_memory"] = segmenter_memory(g, seg.config, members, device)
+    return result
+
+
+def _vector_like(model: EditGANModel, delta: torch.Tensor):
+    from .vectors import EditingVector
+    return EditingVector("bench", delta.cpu().numpy(), classes=[1])
+
+
+# -- segmenter memory: each path in a fresh process, so the peak is its own --------------------------------------
+def _memory_child(shapes: list[tuple[int, int, int]], config: dict, path: str, device: str, queue) -> None:
+    torch.set_num_threads(2)
+    dev = torch.device(device)
+    seg = Segmenter(SegmenterConfig.from_dict(config)).to(dev).eval()
+    feats = [torch.randn(1, c, h, w, device=dev) for c, h, w in shapes]
+    size = (shapes[-1][1], shapes[-1][2])
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = seg(feats, size) if path == "factorized" else seg.forward_naive(feats, size)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    queue.put({"peak_MB": round(peak / 2 ** 20, 1), "seconds": round(time.perf_counter() - start, 2),
+               "logits_shape": list(out.shape)})
+
+
+def segmenter_memory(g: Generator, config: SegmenterConfig, members: int, device: torch.device) -> dict:
+    """Peak extra memory of one segmentation of a full canvas, factorized vs DatasetGAN's naive path."""
+    shapes = [(c, r, r) for c, r in zip(g.feature_channels(), g.feature_resolutions())]
+    cfg = SegmenterConfig(config.feature_channels, config.n_classes, members, config.hidden,
+                          config.upsample_mode).to_dict()
+    ctx = multiprocessing.get_context("spawn")
+    out: dict = {"members": members, "measured_as": "CUDA max_memory_allocated" if device.type == "cuda"
+                 else "peak RSS growth of a fresh process (ru_maxrss)"}
+    for path in ("factorized", "naive"):
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_memory_child, args=(shapes, cfg, path, str(device), queue))
+        proc.start()
+        proc.join()
+        out[path] = queue.get() if proc.exitcode == 0 else {"error": f"exit code {proc.exitcode}"}
+    if "peak_MB" in out["factorized"] and "peak_MB" in out["naive"]:
+        out["naive_over_factorized_x"] = round(out["naive"]["peak_MB"] / max(out["factorized"]["peak_MB"], 0.1), 1)
+    return out
+
+
+def run(models: list[str], repeats: int = 3, full: bool = False, device: str | None = None,
+        json_path: Path | None = None, progress: Callable[[str], None] = print) -> dict:
+    dev = choose_device(device)
+    report: dict = {"device": _device_name(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "date": time.strftime("%Y-%m-%d %H:%M"), "repeats": repeats, "models": {}}
+    for name in models:
+        progress(f"benchmarking {name} on {report['device']} …")
+        if name == "embedded":
+            if DEFAULT_MODEL not in embedded_models():
+                report["models"][name] = {"skipped": "no embedded model in assets/models"}
+                continue
+            model = EditGANModel.load(None, dev)
+            members = None
+        elif name in RANDOM_MODELS:
+            model = random_model(RANDOM_MODELS[name], dev)
+            members = 2 if RANDOM_MODELS[name] >= 512 else None  # naive 512 px with 10 members: 8 TFLOP
+        else:
+            raise ValueError(f"unknown benchmark model {name!r}; choose from embedded, {', '.join(RANDOM_MODELS)}")
+        report["models"][name] = bench_model(name, model, repeats, full, members)
+        progress(json.dumps({name: report["models"][name]}, indent=1))
+        if json_path is not None:  # write as we go: a long run keeps what it measured
+            json_path.write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return device.type

@@ -1,0 +1,172 @@
+"""``python -m editgan <command>``: the engine's actions from the command line.
+
+Commands: sample, edit, apply, embed, bench, train (toy model stages), evaluate. Each prints where it wrote
+its files; errors are one line, no stack trace.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def _save_rendering(out: Path, rendering, palette) -> list[Path]:
+    from .labels import colorize
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "image.png", out / "latent.npy"]
+    Image.fromarray(rendering.image).save(written[0])
+    np.save(written[1], rendering.wplus)
+    if rendering.labels is not None:
+        written.append(out / "labels.png")
+        Image.fromarray(colorize(rendering.labels, palette)).save(written[-1])
+        written.append(out / "labels.npy")
+        np.save(written[-1], rendering.labels)
+    return written
+
+
+def cmd_sample(args) -> None:
+    from .model import load
+    model = load(args.model, args.device)
+    sample = model.sample(args.seed, args.truncation)
+    for path in _save_rendering(args.out, sample, model.config.palette):
+        print(path)
+
+
+def cmd_edit(args) -> None:
+    """Edit from a painted label map given as a PNG in the model's palette (or a .npy of class ids)."""
+    from .labels import snap_to_palette
+    from .model import load
+    model = load(args.model, args.device)
+    wplus = np.load(args.latent)
+    current = model.render(wplus)
+    if args.painted.suffix == ".npy":
+        wanted = np.load(args.painted)
+    else:
+        wanted = snap_to_palette(np.asarray(Image.open(args.painted).convert("RGB")), model.config.palette)
+    if wanted.shape != current.labels.shape:
+        raise ValueError(f"the painted map is {wanted.shape}, the picture's is {current.labels.shape}")
+    painted = wanted != current.labels
+    outcome = model.edit(wplus, wanted, painted, steps=args.steps, name=args.name,
+                         on_step=lambda p: print(f"\rstep {p.step}/{p.steps} loss {p.loss:.4f}", end="",
+                                                 file=sys.stderr))
+    print(file=sys.stderr)
+    for path in _save_rendering(args.out, outcome, model.config.palette):
+        print(path)
+    print(outcome.vector.save(args.out / f"{args.name}.safetensors"))
+
+
+def cmd_apply(args) -> None:
+    from .model import load
+    from .vectors import EditingVector
+    model = load(args.model, args.device)
+    vector = args.vector if args.vector in model.presets else EditingVector.load(Path(args.vector))
+    outcome = model.apply_vector(np.load(args.latent), vector, args.scale, args.refine)
+    for path in _save_rendering(args.out, outcome, model.config.palette):
+        print(path)
+
+
+def cmd_embed(args) -> None:
+    from .model import load
+    model = load(args.model, args.device)
+    outcome = model.embed(args.image, steps=args.steps)
+    for path in _save_rendering(args.out, outcome, model.config.palette):
+        print(path)
+
+
+def cmd_bench(args) -> None:
+    from .bench import run
+    report = run(args.models.split(","), args.repeats, args.full, args.device, args.json)
+    if args.json:
+        print(f"wrote {args.json}")
+    else:
+        print(json.dumps(report, indent=1))
+
+
+def cmd_train(args) -> None:
+    from .toy import train_generator
+    if args.stage == "generator":
+        train_generator.main(args.rest)
+    else:
+        from .toy import build_model
+        build_model.main([args.stage, *args.rest])
+
+
+def cmd_evaluate(args) -> None:
+    from .toy import evaluate
+    evaluate.main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m editgan", description="EditGAN Studio engine")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_model(p):
+        p.add_argument("--model", default=None, help="hub repo id, folder, or embedded name (default: embedded)")
+        p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+        return p
+
+    p = with_model(sub.add_parser("sample", help="draw a picture by seed"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, default=None)
+    p.add_argument("--out", type=Path, default=Path("out/sample"))
+    p.set_defaults(func=cmd_sample)
+
+    p = with_model(sub.add_parser("edit", help="edit a latent toward a painted label map"))
+    p.add_argument("latent", type=Path, help=".npy w+ latent (from sample or embed)")
+    p.add_argument("painted", type=Path, help="wanted label map: PNG in the model's palette, or .npy of ids")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--name", default="my_edit")
+    p.add_argument("--out", type=Path, default=Path("out/edit"))
+    p.set_defaults(func=cmd_edit)
+
+    p = with_model(sub.add_parser("apply", help="apply an editing vector (preset name or .safetensors)"))
+    p.add_argument("latent", type=Path)
+    p.add_argument("vector")
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--refine", type=int, default=0, help="self-supervised refinement steps")
+    p.add_argument("--out", type=Path, default=Path("out/apply"))
+    p.set_defaults(func=cmd_apply)
+
+    p = with_model(sub.add_parser("embed", help="find the latent of a photo"))
+    p.add_argument("image", type=Path)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--out", type=Path, default=Path("out/embed"))
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("bench", help="speed and memory benchmark, as JSON")
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--models", default="embedded,random-256,random-512")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--full", action="store_true", help="run 100-step edits on the big models too (slow on CPU)")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("train", help="train the embedded toy model: generator, segmenter, encoder, vectors")
+    p.add_argument("stage", choices=["generator", "segmenter", "encoder", "vectors", "card"])
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="edit-quality benchmark of the toy model against the renderer's truth")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    from .hub import ModelLoadError
+    from .images import ImageError
+    from .vectors import VectorError
+    try:
+        args.func(args)
+    except (ModelLoadError, ImageError, VectorError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,66 @@
+"""The benchmark and the command line, on the tiny test model (the real numbers come from `python -m editgan bench`)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from editgan import bench
+from editgan.cli import main
+from editgan.model import EditGANModel
+from tiny_models import tiny_model_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tiny_model_folder(tmp_path_factory.mktemp("tiny"))
+
+
+def test_bench_reports_every_measurement(folder):
+    model = EditGANModel.from_folder(folder, device="cpu")
+    result = bench.bench_model("embedded", model, repeats=2, full=True, memory_members=None)
+    for key in ("generator_forward_ms", "generator_forward_backward_ms", "edit_step_ms", "edit_step_with_lpips_ms",
+                "edit_100_steps_s", "vector_apply_ms", "refine_30_steps_s", "edit_step_overhead_x"):
+        assert result[key] > 0, key
+    memory = result["segmenter_memory"]
+    assert memory["factorized"]["logits_shape"] == memory["naive"]["logits_shape"] == [1, 2, 32, 32]
+    assert memory["naive"]["peak_MB"] >= 0 and memory["members"] == 2
+
+
+def test_unknown_bench_model_is_an_error():
+    with pytest.raises(ValueError, match="unknown benchmark model"):
+        bench.run(["random-7"], progress=lambda s: None)
+
+
+def test_cli_sample_edit_apply_embed(folder, tmp_path, capsys):
+    assert main(["sample", "--model", str(folder), "--seed", "3", "--out", str(tmp_path / "s")]) == 0
+    latent = tmp_path / "s" / "latent.npy"
+    labels = np.load(tmp_path / "s" / "labels.npy")
+    wanted = labels.copy()
+    wanted[2:12, 2:12] = 1 - wanted[2:12, 2:12]
+    np.save(tmp_path / "wanted.npy", wanted)
+    assert main(["edit", "--model", str(folder), str(latent), str(tmp_path / "wanted.npy"), "--steps", "3",
+                 "--name", "flip", "--out", str(tmp_path / "e")]) == 0
+    assert (tmp_path / "e" / "flip.safetensors").is_file() and (tmp_path / "e" / "image.png").is_file()
+    assert main(["apply", "--model", str(folder), str(latent), str(tmp_path / "e" / "flip.safetensors"),
+                 "--out", str(tmp_path / "a")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "a" / "latent.npy"), np.load(tmp_path / "e" / "latent.npy"),
+                               atol=1e-5)
+    assert main(["apply", "--model", str(folder), str(latent), "redder", "--refine", "2",
+                 "--out", str(tmp_path / "p")]) == 0
+    Image.open(tmp_path / "s" / "image.png").save(tmp_path / "photo.jpg")
+    assert main(["embed", "--model", str(folder), str(tmp_path / "photo.jpg"), "--steps", "2",
+                 "--out", str(tmp_path / "m")]) == 0
+    assert np.load(tmp_path / "m" / "latent.npy").shape == np.load(latent).shape
+
+
+def test_cli_errors_are_one_line(folder, tmp_path, capsys):
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert main(["embed", "--model", str(folder), str(tmp_path / "bad.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and "not a readable image" in err
+    assert main(["sample", "--model", "nobody/nothing-here"]) == 2
+    assert "error:" in capsys.readouterr().err
