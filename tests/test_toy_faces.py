@@ -355,3 +355,9 @@ def test_edits_are_local(name: str) -> None:
         near = _dilate(np.isin(a, edit.classes) | np.isin(b, edit.classes), 2)
         np.testing.assert_array_equal(img_a[~near], img_b[~near])
     assert changed_any, f"{name} never changed anything"
+
+
+def test_small_sizes_render_without_errors():
+    for seed in range(60):
+        image, labels = faces.render(faces.sample_params(seed), 16)
+        assert image.shape == (16, 16, 3) and labels.shape == (16, 16)

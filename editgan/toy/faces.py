@@ -382,7 +382,9 @@ class _Canvas:
 
     def _box(self, cx: float, cy: float, rx: float, ry: float) -> list[float]:
         k = self.px
-        return [(cx - rx) * k, (cy - ry) * k, (cx + rx) * k - 1, (cy + ry) * k - 1]
+        x0, y0 = (cx - rx) * k, (cy - ry) * k
+        # the "- 1" makes PIL's inclusive box span 2·r·k pixels; tiny parts at small sizes must not invert it
+        return [x0, y0, max(x0, (cx + rx) * k - 1), max(y0, (cy + ry) * k - 1)]
 
     def _pts(self, pts: np.ndarray) -> list[float]:
         return (pts * self.px).ravel().tolist()

@@ -44,6 +44,9 @@ class GeneratorRecipe:
     style_dim: int = 128
     n_mlp: int = 4
     channels: dict[int, int] = field(default_factory=lambda: {4: 256, 8: 256, 16: 128, 32: 128, 64: 64})
+    lr_mlp: float = 1.0
+    """The mapping's learning-rate multiplier. StyleGAN2 uses 0.01 for adversarial training; here the mapping
+    must learn to read the face parameters out of z quickly, and 0.01 made it the bottleneck."""
     batch: int = 16
     lr: float = 2e-3
     betas: tuple[float, float] = (0.9, 0.99)
@@ -54,12 +57,12 @@ class GeneratorRecipe:
     seed: int = 0
 
     def generator(self) -> Generator:
-        return Generator(self.size, self.style_dim, self.n_mlp, channels=self.channels)
+        return Generator(self.size, self.style_dim, self.n_mlp, channels=self.channels, lr_mlp=self.lr_mlp)
 
     def generator_config(self) -> dict:
         return {"size": self.size, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
                 "channels": {str(k): v for k, v in self.channels.items()}, "blur_kernel": [1, 3, 3, 1],
-                "lr_mlp": 0.01}
+                "lr_mlp": self.lr_mlp}
 
 
 class RenderedFaces(IterableDataset):

@@ -1,0 +1,188 @@
+"""Build the embedded toy model around its trained generator: segmenter, encoder, preset vectors, model card.
+
+    python -m editgan train generator  --minutes 60        # hours in total, resumable
+    python -m editgan train segmenter                      # ≤ 32 labelled samples, DatasetGAN-style
+    python -m editgan train encoder    --minutes 15
+    python -m editgan train vectors                        # one example per preset, by mask editing
+
+Each stage reads and updates the model folder (default ``assets/models/toy-faces``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import GeneratorConfig, ModelConfig, PresetInfo, SegmenterSettings
+from ..editing import EditOptions
+from ..labels import apply_paint
+from ..model import EditGANModel
+from ..networks.encoder import EncoderConfig, LatentEncoder
+from ..networks.segmenter import SegmenterConfig
+from ..networks.stylegan2 import Generator
+from ..segmenter_training import SegmenterTrainingOptions, train_segmenter
+from . import faces
+from .prior import params_from_z, z_from_params
+
+log = logging.getLogger(__name__)
+
+FOLDER = Path("assets/models/toy-faces")
+SEGMENTER = SegmenterSettings(n_members=4, hidden=(128, 32))
+ANNOTATION_SEED = 1_000  # labelled samples for the segmenter
+VECTOR_SEED = 2_000  # the one example face of each preset
+PRESETS = {  # renderer edit → how the app shows it
+    "bigger_eyes": ("Bigger eyes", (-1.5, 1.5)),
+    "close_mouth": ("Close mouth", (-1.5, 1.5)),
+    "open_mouth": ("Open mouth", (-1.5, 1.5)),
+    "look_left": ("Look left", (-1.5, 1.5)),
+    "look_right": ("Look right", (-1.5, 1.5)),
+    "more_hair": ("More hair", (-1.5, 1.5)),
+}
+
+
+def base_config(folder: Path) -> ModelConfig:
+    """The folder's config.json, or a new one built from the generator's training record."""
+    if (folder / "config.json").is_file():
+        return ModelConfig.load(folder)
+    record = json.loads((folder / "generator_training.json").read_text())
+    return ModelConfig(
+        name="toy-faces", generator=GeneratorConfig.from_dict(record["generator"]),
+        class_names=list(faces.CLASS_NAMES), palette=[tuple(c) for c in faces.PALETTE],
+        truncation=1.0,  # z ~ N(0, I) is exactly the renderer's prior: no truncation needed
+        license="MIT (weights trained from scratch by EditGAN Studio on procedurally rendered faces)",
+        provenance="python -m editgan train generator|segmenter|encoder|vectors (editgan/toy/)")
+
+
+def load_generator(folder: Path, config: ModelConfig) -> Generator:
+    from safetensors.torch import load_file
+    g = Generator(**config.generator.kwargs())
+    g.load_state_dict(load_file(str(folder / "generator.safetensors")), strict=True)
+    return g.eval().requires_grad_(False)
+
+
+def faces_from_seeds(g: Generator, seeds: list[int]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """w+ latents of faces drawn from the prior by seed, with their true renders and label maps."""
+    params = np.stack([faces.sample_params(s) for s in seeds])
+    z = z_from_params(params, g.style_dim, seed=seeds[0])
+    with torch.no_grad():
+        wplus = g.to_wplus(g.mapping(z))
+    images, labels = faces.render_batch(params, g.size)
+    return wplus, images, labels
+
+
+# -- stages ---------------------------------------------------------------------------------------------------
+def stage_segmenter(folder: Path, samples: int, epochs: int) -> None:
+    """DatasetGAN: a few generator samples labelled by the renderer's ground truth → an ensemble of MLPs."""
+    if samples > 32:
+        raise ValueError("the point is few-shot: use at most 32 labelled samples")
+    config = base_config(folder)
+    g = load_generator(folder, config)
+    wplus, _, labels = faces_from_seeds(g, list(range(ANNOTATION_SEED, ANNOTATION_SEED + samples)))
+    seg_config = SegmenterConfig(tuple(g.feature_channels()), len(faces.CLASS_NAMES), SEGMENTER.n_members,
+                                 SEGMENTER.hidden, SEGMENTER.upsample_mode)
+    start = time.time()
+    segmenter = train_segmenter(g, wplus, torch.from_numpy(labels).long(), seg_config,
+                                SegmenterTrainingOptions(epochs=epochs, batch_size=4096, class_balance=0.5))
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in segmenter.state_dict().items()}, str(folder / "segmenter.safetensors"))
+    config.segmenter = SEGMENTER
+    config.extra["segmenter_training"] = {"labelled_samples": samples, "epochs": epochs,
+                                          "seconds": round(time.time() - start)}
+    config.save(folder)
+    log.info("segmenter trained on %d samples in %.0f s", samples, time.time() - start)
+
+
+def stage_encoder(folder: Path, minutes: float, batch: int = 16) -> None:
+    """Train image → w+ on generator samples: latent regression plus image reconstruction."""
+    config = base_config(folder)
+    g = load_generator(folder, config)
+    enc_config = EncoderConfig(g.size, g.n_latent, g.style_dim)
+    encoder = LatentEncoder(enc_config)
+    with torch.no_grad():
+        encoder.latent_avg.copy_(g.mean_latent()[None])
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    start, step = time.time(), 0
+    while time.time() - start < minutes * 60:
+        with torch.no_grad():
+            wplus = g.to_wplus(g.mapping(torch.randn(batch, g.style_dim, generator=gen)))
+            images = g.synthesis(wplus)
+        predicted = encoder(images)
+        loss = F.mse_loss(predicted, wplus) + F.l1_loss(g.synthesis(predicted), images)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % 100 == 0:
+            log.info("encoder step %d loss %.4f", step, loss.item())
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(folder / "encoder.safetensors"))
+    config.encoder = enc_config.to_dict()
+    config.extra["encoder_training"] = {"steps": step, "batch": batch, "seconds": round(time.time() - start)}
+    config.save(folder)
+
+
+def paint_true_edit(model: EditGANModel, params: np.ndarray, edit: str, current_labels: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """What a user would paint for ``edit``: the true edited label map where it differs from the current one."""
+    _, true_labels = faces.render(faces.apply_edit(params, edit), model.generator.size)
+    painted = true_labels.astype(np.int64) != current_labels
+    return apply_paint(current_labels, painted, true_labels.astype(np.int64)), painted
+
+
+def stage_vectors(folder: Path, steps: int, examples: int) -> None:
+    """Learn each preset the EditGAN way: mask-edit one example face, keep δw+ as the vector."""
+    config = base_config(folder)
+    model = EditGANModel.from_folder(folder, device="cpu")
+    presets = []
+    for k, (name, (display, scale_range)) in enumerate(PRESETS.items()):
+        deltas = []
+        seed = VECTOR_SEED + 10 * k
+        while len(deltas) < examples:
+            params = faces.sample_params(seed)
+            seed += 1
+            if faces.apply_edit(params, name).tolist() == params.tolist():
+                continue  # this face already has the edit (e.g. a closed mouth for "close_mouth")
+            wplus = model.generator.to_wplus(model.generator.mapping(z_from_params(params, model.style_dim, seed)))
+            current = model.render(wplus[0].numpy())
+            wanted, painted = paint_true_edit(model, params, name, current.labels)
+            if painted.sum() < 4:
+                continue
+            outcome = model.edit(current.wplus, wanted, painted, classes=faces.EDITS[name].classes,
+                                 steps=steps, name=name)
+            deltas.append(outcome.vector.delta)
+            log.info("preset %s: example %d learned (final loss %.3f)", name, len(deltas), outcome.losses[-1])
+        from ..vectors import EditingVector
+        vector = EditingVector(name, np.mean(deltas, axis=0), list(faces.EDITS[name].classes), display,
+                               scale_range, 1.0, 30)
+        vector.save(folder / "vectors" / f"{name}.safetensors")
+        presets.append(PresetInfo(name, display, scale_range, 1.0, 30))
+    config.presets = presets
+    config.extra["vectors"] = {"examples_per_preset": examples, "edit_steps": steps}
+    config.save(folder)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m editgan train", description=__doc__.split("\n")[0])
+    parser.add_argument("stage", choices=["segmenter", "encoder", "vectors"])
+    parser.add_argument("--folder", type=Path, default=FOLDER)
+    parser.add_argument("--samples", type=int, default=24, help="segmenter: labelled samples (≤ 32)")
+    parser.add_argument("--epochs", type=int, default=6, help="segmenter: epochs over the labelled pixels")
+    parser.add_argument("--minutes", type=float, default=15.0, help="encoder: training time")
+    parser.add_argument("--steps", type=int, default=100, help="vectors: mask-editing steps per example")
+    parser.add_argument("--examples", type=int, default=1, help="vectors: examples averaged per preset")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(2)
+    if args.stage == "segmenter":
+        stage_segmenter(args.folder, args.samples, args.epochs)
+    elif args.stage == "encoder":
+        stage_encoder(args.folder, args.minutes)
+    else:
+        stage_vectors(args.folder, args.steps, args.examples)
