@@ -359,5 +359,5 @@ def test_edits_are_local(name: str) -> None:
 
 def test_small_sizes_render_without_errors():
     for seed in range(60):
-        image, labels = faces.render(faces.sample_params(seed), 16)
+        image, labels = F.render(F.sample_params(seed), 16)
         assert image.shape == (16, 16, 3) and labels.shape == (16, 16)
