@@ -24,14 +24,19 @@ def randomize_batchnorm(segmenter: Segmenter) -> None:
             m.bias.data.normal_()
 
 
-@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
-@torch.no_grad()
-def test_factorized_logits_equal_naive(mode):
+def random_segmenter_and_features(mode: str, n_classes: int) -> tuple[Segmenter, list[torch.Tensor]]:
     g = tiny_generator()
-    config = SegmenterConfig(tuple(g.feature_channels()), n_classes=5, n_members=3, upsample_mode=mode)
+    config = SegmenterConfig(tuple(g.feature_channels()), n_classes=n_classes, n_members=3, upsample_mode=mode)
     seg = Segmenter(config).eval()
     randomize_batchnorm(seg)
     _, feats = g.synthesis(g.to_wplus(g.mapping(torch.randn(2, 32))), return_features=True)
+    return seg, feats
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@torch.no_grad()
+def test_factorized_logits_equal_naive(mode):
+    seg, feats = random_segmenter_and_features(mode, n_classes=5)
     fast, slow = seg(feats), seg.forward_naive(feats)
     assert fast.shape == (2, 5, 32, 32)
     torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
@@ -78,11 +83,7 @@ def test_training_on_few_samples_learns_a_labelling():
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
 @torch.no_grad()
 def test_logits_at_selected_pixels_equal_the_full_map(mode):
-    g = tiny_generator()
-    config = SegmenterConfig(tuple(g.feature_channels()), n_classes=4, n_members=3, upsample_mode=mode)
-    seg = Segmenter(config).eval()
-    randomize_batchnorm(seg)
-    _, feats = g.synthesis(g.to_wplus(g.mapping(torch.randn(2, 32))), return_features=True)
+    seg, feats = random_segmenter_and_features(mode, n_classes=4)
     full = seg(feats, chunk=100)  # a small chunk exercises the chunked head
     torch.testing.assert_close(full, seg.forward_naive(feats), atol=1e-4, rtol=1e-4)
     for n_pixels in (5, 300):  # few pixels: gather then project; many: project then gather

@@ -150,6 +150,14 @@ def _check_mask(mask: Tensor, image: Tensor) -> None:
         raise ValueError(f"mask batch {mask.shape[0]} does not fit image batch {image.shape[0]}")
 
 
+def _checked_mask(mask: Tensor | None, image: Tensor) -> Tensor | None:
+    """The mask, validated against ``image`` and cast to its dtype (None stays None)."""
+    if mask is None:
+        return None
+    _check_mask(mask, image)
+    return mask.to(image.dtype)
+
+
 def _resolve_target(loss_name: str, y: Target, mask: Tensor | None) -> tuple[PreparedTarget | None, Tensor | None]:
     """For a prepared target the mask is fixed at preparation: allow None or that same mask, nothing else."""
     if not isinstance(y, PreparedTarget):
@@ -226,9 +234,7 @@ class LPIPS(nn.Module):
     def precompute_target(self, target: Tensor, mask: Tensor | None = None) -> PreparedTarget:
         """Mask the target and compute its normalised taps once (no grad: the target is a constant)."""
         _check_images(target, "target")
-        if mask is not None:
-            _check_mask(mask, target)
-            mask = mask.to(target.dtype)
+        mask = _checked_mask(mask, target)
         image = apply_mask(target, mask)
         return PreparedTarget(image, mask, tuple(self.normalized_features(image)), self.name)
 
@@ -236,9 +242,7 @@ class LPIPS(nn.Module):
         """(N,) LPIPS distances between ``x`` and ``y``, both masked by ``mask`` (1 = compare) when given."""
         _check_images(x, "x")
         prepared, mask = _resolve_target(self.name, y, mask)
-        if mask is not None:
-            _check_mask(mask, x)
-            mask = mask.to(x.dtype)
+        mask = _checked_mask(mask, x)
         feats_x = self.normalized_features(apply_mask(x, mask))
         if prepared is not None:
             feats_y = list(prepared.features)
@@ -259,17 +263,13 @@ class PixelMSELoss:
 
     def precompute_target(self, target: Tensor, mask: Tensor | None = None) -> PreparedTarget:
         _check_images(target, "target")
-        if mask is not None:
-            _check_mask(mask, target)
-            mask = mask.to(target.dtype)
+        mask = _checked_mask(mask, target)
         return PreparedTarget(apply_mask(target.detach(), mask), mask, (), self.name)
 
     def __call__(self, x: Tensor, y: Target, mask: Tensor | None = None) -> Tensor:
         _check_images(x, "x")
         prepared, mask = _resolve_target(self.name, y, mask)
-        if mask is not None:
-            _check_mask(mask, x)
-            mask = mask.to(x.dtype)
+        mask = _checked_mask(mask, x)
         if prepared is not None:
             y_image = prepared.image
         else:
