@@ -1,6 +1,7 @@
 """``python -m editgan <command>``: the engine's actions from the command line.
 
-Commands: sample, edit, apply, embed, bench, train (toy model stages), evaluate. Each prints where it wrote
+Commands: sample, edit, apply, embed, bench, train (toy model stages), evaluate, convert (foreign checkpoints →
+model folder), push (model folder → Hugging Face Hub). Each prints where it wrote
 its files; errors are one line, no stack trace.
 """
 from __future__ import annotations
@@ -101,6 +102,43 @@ def cmd_evaluate(args) -> None:
     evaluate.main(args.rest)
 
 
+def cmd_convert(args) -> None:
+    from .convert import run
+    print(f"converted: {run(args)}")
+
+
+def cmd_push(args) -> None:
+    from .hub import push
+    push(args.folder, args.repo_id, private=args.private, branch=args.branch, token=args.token,
+         message=args.message, progress=lambda text: print(text, flush=True))
+
+
+def _convert_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="format", required=True)
+    p = sub.add_parser("editgan-car", help="the official EditGAN car release (generator, classifiers, vectors, "
+                                           "encoder)")
+    p.add_argument("--generator", type=Path, required=True,
+                   help="stylegan2_networks_stylegan2-car-config-f.pt (rosinality format; 'g_ema' is used)")
+    p.add_argument("--classifiers", type=Path, nargs="+", required=True,
+                   help="folder with car_model_0..9.pth, or the files")
+    p.add_argument("--vectors", type=Path, nargs="*", default=[],
+                   help="folder with the release's editing_vectors/*.npy, or the files")
+    p.add_argument("--encoder", type=Path, default=None, help="BEST_loss*.pth (the FPN encoder)")
+    p.add_argument("--name", default="editgan-car")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p = sub.add_parser("rosinality", help="a rosinality stylegan2-pytorch checkpoint (generator only)")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--size", type=int, default=None, help="checked against the checkpoint (inferred if omitted)")
+    p.add_argument("--channel-multiplier", type=int, default=None, help="checked against the checkpoint")
+    p.add_argument("--name", default=None)
+    p.add_argument("--license", default="unknown", help="license of the weights, e.g. mit, cc-by-nc-4.0, or text")
+    p.add_argument("--license-link", default=None)
+    p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--overwrite", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m editgan", description="EditGAN Studio engine")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -152,6 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("convert", help="turn foreign checkpoints (EditGAN car release, rosinality StyleGAN2) into a "
+                                       "model folder")
+    _convert_arguments(p)
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("push", help="publish a model folder to the Hugging Face Hub")
+    p.add_argument("folder", type=Path)
+    p.add_argument("repo_id", help="owner/name")
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its "
+                                                          "visibility)")
+    p.add_argument("--branch", "--revision", dest="branch", default=None, help="branch to upload to (created if "
+                                                                                "missing; default main)")
+    p.add_argument("--token", default=None, help="Hub token (default: the login token or HF_TOKEN)")
+    p.add_argument("--message", default=None, help="commit message")
+    p.set_defaults(func=cmd_push)
+
     p = sub.add_parser("evaluate", help="edit-quality benchmark of the toy model against the renderer's truth")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_evaluate)
@@ -161,12 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    from .hub import ModelLoadError
+    from .hub import ModelLoadError, PushError
     from .images import ImageError
     from .vectors import VectorError
     try:
         args.func(args)
-    except (ModelLoadError, ImageError, VectorError, ValueError, FileNotFoundError) as e:
+    except (ModelLoadError, PushError, ImageError, VectorError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -20,7 +20,9 @@ from .config import ConfigError, ModelConfig
 from .editing import EditOptions, EmbedOptions, OptimizationResult, StepInfo
 from .hub import ModelLoadError, resolve
 from .images import load_image, to_tensor, to_uint8
+from .model_card import write_model_card
 from .networks.encoder import EncoderConfig, LatentEncoder
+from .networks.fpn_encoder import FPNEncoder, FPNEncoderConfig
 from .networks.lpips import PerceptualLoss, perceptual_loss
 from .networks.segmenter import Segmenter, SegmenterConfig
 from .networks.stylegan2 import Generator
@@ -79,7 +81,7 @@ PreviewCallback = Callable[[Progress], None]
 
 class EditGANModel:
     def __init__(self, config: ModelConfig, generator: Generator, segmenter: Segmenter | None = None,
-                 encoder: LatentEncoder | None = None, presets: Sequence[EditingVector] = (),
+                 encoder: torch.nn.Module | None = None, presets: Sequence[EditingVector] = (),
                  device: str | torch.device | None = None, source: str = ""):
         self.config = config
         self.device = choose_device(str(device) if device is not None else None)
@@ -95,9 +97,14 @@ class EditGANModel:
     @classmethod
     def load(cls, source: str | Path | None = None, device: str | torch.device | None = None,
              revision: str | None = None, token: str | bool | None = None,
-             progress: Callable[[str], None] | None = None) -> "EditGANModel":
-        """Load the embedded default (no argument), a local folder, or a Hub repo id."""
-        folder = resolve(source, revision, token, progress)
+             progress: Callable[[str], None] | None = None, cache_dir: str | Path | None = None
+             ) -> "EditGANModel":
+        """Load the embedded default (no argument), a local folder, or a Hub repo id (at ``revision``: branch, tag
+        or commit; ``token`` for private repos; the normal Hugging Face cache unless ``cache_dir``).
+        ``progress`` receives short status messages, including download bytes."""
+        folder = resolve(source, revision, token, progress, cache_dir)
+        if progress is not None:
+            progress(f"loading the weights from {folder}")
         return cls.from_folder(folder, device, source=str(source or folder.name))
 
     @classmethod
@@ -120,7 +127,7 @@ class EditGANModel:
             raise ModelLoadError(f"config.json describes a segmenter but {folder} has no segmenter.safetensors")
         encoder = None
         if config.encoder is not None:
-            encoder = LatentEncoder(EncoderConfig.from_dict(config.encoder))
+            encoder = build_encoder(config.encoder)
             _load_weights(encoder, folder / "encoder.safetensors")
         presets = []
         for info in config.presets:
@@ -135,7 +142,8 @@ class EditGANModel:
         return cls(config, generator, segmenter, encoder, presets, device, source or str(folder))
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """Write the model in the checkpoint layout (config.json, *.safetensors, vectors/)."""
+        """Write the model in the checkpoint layout (config.json, *.safetensors, vectors/, and a README.md model
+        card when the folder has none yet)."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
@@ -150,6 +158,7 @@ class EditGANModel:
             save_file(_cpu_state(self.encoder), str(folder / "encoder.safetensors"))
         for vector in self.presets.values():
             vector.save(folder / "vectors" / f"{vector.name}.safetensors")
+        write_model_card(folder, config)  # keeps an existing README.md
         return folder
 
     # -- properties ----------------------------------------------------------------------------------------
@@ -321,6 +330,21 @@ class EditGANModel:
         roi = self._crop(result.roi).cpu().numpy() if result.roi is not None else None
         return EditOutcome(r.wplus, r.image, r.labels, vector, result.losses, result.cancelled, result.perceptual,
                            roi)
+
+
+def build_encoder(config: dict) -> torch.nn.Module:
+    """The encoder that ``config.json``'s ``encoder`` entry describes: ``"type": "conv"`` (our small
+    :class:`LatentEncoder`, also when the type is absent) or ``"fpn"`` (EditGAN's FPN encoder)."""
+    kind = config.get("type", "conv")
+    try:
+        if kind == "conv":
+            return LatentEncoder(EncoderConfig.from_dict(config))
+        if kind == "fpn":
+            return FPNEncoder(FPNEncoderConfig.from_dict(config))
+    except (TypeError, ValueError) as e:
+        raise ModelLoadError(f"config.json's encoder entry is malformed: {e}") from e
+    raise ModelLoadError(f"config.json names an encoder of unknown type {kind!r} (known: conv, fpn); "
+                         f"update EditGAN Studio")
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -1,0 +1,1 @@
+"""Facts about model releases in the wild, as data: class names, palettes, presets, licenses."""
