@@ -156,18 +156,19 @@ def optimize_toward_labels(generator: Generator, segmenter: Segmenter, start: to
 def edit_from_mask(generator: Generator, segmenter: Segmenter, wplus: torch.Tensor, painted_labels: torch.Tensor,
                    painted: torch.Tensor, classes: Iterable[int] | None = None,
                    perceptual: PerceptualLoss | None = None, options: EditOptions | None = None,
-                   on_step: ProgressCallback | None = None, should_stop: StopCheck | None = None
-                   ) -> OptimizationResult:
+                   on_step: ProgressCallback | None = None, should_stop: StopCheck | None = None,
+                   original: tuple[torch.Tensor, torch.Tensor] | None = None) -> OptimizationResult:
     """EditGAN's editing: find the latent whose segmentation matches the painted label map.
 
     ``painted_labels`` (H, W) is the label map the user wants (the old map with their strokes applied) and
     ``painted`` (H, W) bool marks the pixels they touched. ``classes`` are the edited classes (default: the
-    classes painted with). The result's ``delta`` is the edit's editing vector.
+    classes painted with). ``original`` is ``render(wplus)`` when the caller has it already. The result's
+    ``delta`` is the edit's editing vector.
     """
     options = options or EditOptions()
     if not bool(painted.any()):
         raise ValueError("nothing painted: paint on the label map where it should change")
-    original_image, old_labels = render(generator, segmenter, wplus)
+    original_image, old_labels = original if original is not None else render(generator, segmenter, wplus)
     if classes is None:
         classes = torch.unique(painted_labels[painted]).tolist()
     roi = region_of_interest(old_labels[0], painted_labels, painted, classes, options.roi_dilation)

@@ -264,14 +264,15 @@ class EditGANModel:
             raise ValueError("nothing painted: paint on the label map where it should change")
         if int(target.max()) >= self.config.n_classes or int(target.min()) < 0:
             raise ValueError(f"painted labels must be class ids 0..{self.config.n_classes - 1}")
-        _, old_labels = editing.render(self.generator, segmenter, w)
+        original = editing.render(self.generator, segmenter, w)
+        old_labels = original[1]
         # outside the picture box the wanted map is the current one, untouched
         canvas_target = old_labels[0].clone()
         top, left, height, width = self.config.box
         canvas_target[top:top + height, left:left + width] = target
         canvas_painted = self._to_canvas(painted_t, False)
         result = editing.edit_from_mask(self.generator, segmenter, w, canvas_target, canvas_painted, classes,
-                                        self.perceptual, options, self._on_step(on_step), should_stop)
+                                        self.perceptual, options, self._on_step(on_step), should_stop, original)
         used = sorted(int(c) for c in (classes if classes is not None else torch.unique(target[painted_t]).tolist()))
         vector = EditingVector(name, result.delta.cpu().numpy(), used, refine_steps=10)
         return self._outcome(result, vector)
