@@ -60,7 +60,7 @@ def _cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: list[str], rows: list[list]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return lines
@@ -90,7 +90,7 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
     top, left, height, width = config.box
     channels = ", ".join(f"{r}: {c}" for r, c in sorted(g.channels.items())) if g.channels else \
         f"standard widths, channel multiplier {g.channel_multiplier}"
-    lines += ["## Generator", ""] + _table(["setting", "value"], [
+    lines += ["## Generator", ""] + markdown_table(["setting", "value"], [
         ["size", f"{g.size}×{g.size}"], ["style_dim", g.style_dim], ["mapping layers (n_mlp)", g.n_mlp],
         ["channels per resolution", channels], ["w+ rows (n_latent)", n_latent],
         ["blur kernel", list(g.blur_kernel)], ["mapping lr multiplier", g.lr_mlp],
@@ -105,7 +105,7 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
                   f"{s.n_members} pixel classifiers (Linear → ReLU → BatchNorm, hidden widths {hidden}) read every "
                   f"generator feature map upsampled with `{s.upsample_mode}`; the prediction is the mean of their "
                   "logits.", "", "### Classes", ""]
-        lines += _table(["id", "name", "color"], [[i, name, f"`{hex_color(color)}`"] for i, (name, color)
+        lines += markdown_table(["id", "name", "color"], [[i, name, f"`{hex_color(color)}`"] for i, (name, color)
                                                   in enumerate(zip(config.class_names, config.palette))]) + [""]
 
     if config.presets:
@@ -114,7 +114,7 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
                   "scale, optionally refined for the given number of optimizer steps.", ""]
         rows = [[p.name, p.display_name, f"{p.scale_range[0]:g} … {p.scale_range[1]:g}", f"{p.default_scale:g}",
                  p.refine_steps] for p in config.presets]
-        lines += _table(["name", "display name", "scale range", "default scale", "refine steps"], rows) + [""]
+        lines += markdown_table(["name", "display name", "scale range", "default scale", "refine steps"], rows) + [""]
 
     if config.encoder is not None:
         kind = config.encoder.get("type", "conv")
@@ -122,7 +122,7 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
                  if kind == "fpn" else "EditGAN Studio's small convolutional encoder")
         lines += ["## Encoder", "", f"{about}. It gives the starting latent when a photo is embedded, which "
                   "optimization then refines.", ""]
-        lines += _table(["setting", "value"], [[k, v] for k, v in config.encoder.items()]) + [""]
+        lines += markdown_table(["setting", "value"], [[k, v] for k, v in config.encoder.items()]) + [""]
 
     notes = list(extra.get("notes", []))
     if notes:
@@ -131,7 +131,7 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
     lines += ["## Provenance", "", config.provenance or "Not recorded.", ""]
     sources = extra.get("sources") or []
     if sources:
-        lines += _table(["role", "file", "bytes", "sha256"],
+        lines += markdown_table(["role", "file", "bytes", "sha256"],
                         [[s.get("role", ""), f"`{s.get('file', '')}`", s.get("bytes", ""), f"`{s.get('sha256', '')}`"]
                          for s in sources]) + [""]
     lic = hub_license(config)

@@ -60,3 +60,12 @@ def test_metrics():
     img = np.zeros((4, 4, 3), np.uint8)
     assert evaluate.psnr(img, img) == 99.0
     assert evaluate.psnr(img, img + 1) == pytest.approx(20 * np.log10(255), rel=1e-6)
+
+
+def test_model_card_tells_training_and_scores(built, tmp_path):
+    model = EditGANModel.from_folder(built)
+    report = evaluate.evaluate(model, n_faces=1, embed_steps=1, edit_steps=1, refine_steps=1, edits=["close_mouth"])
+    (tmp_path / "eval.json").write_text(json.dumps(report))
+    card = build_model.stage_card(built, tmp_path / "eval.json", None).read_text()
+    assert card.startswith("---") and "## How it was trained" in card and "## Edit quality" in card
+    assert "PSNR outside ROI" in card and "| eye_white |" in card
