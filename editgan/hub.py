@@ -49,6 +49,9 @@ def resolve(source: str | Path | None = None, revision: str | None = None, token
     text = str(source).strip()
     if (ASSETS / text / "config.json").is_file():
         return ASSETS / text
+    if "/" not in text and (ASSETS / text).is_dir():
+        raise ModelLoadError(f"embedded model {text!r} is not built yet: {ASSETS / text} has no config.json "
+                             f"(its training may still be running; see python -m editgan train --help)")
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

@@ -103,3 +103,19 @@ def to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
     """uint8 RGB picture → (1, 3, H, W) float in [−1, 1]."""
     array = np.asarray(image, dtype=np.float32)
     return torch.from_numpy(array).permute(2, 0, 1)[None] / 127.5 - 1
+
+
+def square_box(width: int, height: int, size: float = 1.0, x: float = 0.5, y: float = 0.5
+               ) -> tuple[int, int, int, int]:
+    """A square crop box (left, top, right, bottom) inside a width × height picture.
+
+    ``size`` is the side as a fraction of the shorter side (0 < size ≤ 1); ``x`` and ``y`` place the box from the
+    left/top edge (0) through the centre (0.5) to the right/bottom edge (1), so every value gives a valid box.
+    """
+    for name, value, lo in (("size", size, 1e-6), ("x", x, 0.0), ("y", y, 0.0)):
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and lo <= value <= 1.0):
+            raise ImageError(f"the crop {name} must be a fraction between 0 and 1 (size above 0), got {value!r}")
+    side = max(1, int(round(size * min(width, height))))
+    left = int(round((width - side) * x))
+    top = int(round((height - side) * y))
+    return left, top, left + side, top + side

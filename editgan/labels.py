@@ -79,3 +79,66 @@ def region_of_interest(old_labels: torch.Tensor, new_labels: torch.Tensor, paint
     for c in classes:
         roi |= (old_labels == c) | (new_labels == c)
     return dilate(roi, dilation)
+
+
+def flatten_layers(layers: Sequence[np.ndarray]) -> np.ndarray | None:
+    """Paint layers (H, W, 4) uint8, bottom first → one RGBA layer (later layers cover earlier ones); None if none."""
+    from PIL import Image
+
+    flat: Image.Image | None = None
+    for layer in layers:
+        if layer is None:
+            continue
+        array = np.asarray(layer)
+        if array.ndim != 3 or array.shape[2] != 4:
+            raise ValueError(f"a paint layer must be RGBA (H, W, 4), got shape {array.shape}")
+        image = Image.fromarray(array.astype(np.uint8), "RGBA")
+        if flat is None:
+            flat = image
+        else:
+            flat = Image.alpha_composite(flat, image.resize(flat.size, Image.NEAREST))
+    return None if flat is None else np.asarray(flat)
+
+
+def difference_layer(composite: np.ndarray, background: np.ndarray, tolerance: int = 24) -> np.ndarray:
+    """A paint layer from a flattened canvas: the composite's pixels that differ from the background, opaque.
+
+    For clients that send only the composite (the painted picture) and no layers. ``tolerance`` absorbs lossy
+    encodings: a pixel counts as painted when a channel differs by more than it.
+    """
+    from PIL import Image
+
+    comp = np.asarray(composite)[..., :3].astype(np.int16)
+    back = np.asarray(background)[..., :3]
+    if back.shape[:2] != comp.shape[:2]:
+        back = np.asarray(Image.fromarray(back.astype(np.uint8)).resize(comp.shape[1::-1], Image.NEAREST))
+    changed = np.abs(comp - back.astype(np.int16)).max(-1) > tolerance
+    layer = np.zeros((*comp.shape[:2], 4), dtype=np.uint8)
+    layer[..., :3] = comp.astype(np.uint8)
+    layer[..., 3] = np.where(changed, 255, 0)
+    return layer
+
+
+def downscale_paint(layer_rgba: np.ndarray, shape: tuple[int, int], palette: Sequence[Color],
+                    alpha_threshold: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """A paint layer drawn on an enlarged canvas → (painted mask, class ids), both (h, w) = ``shape``.
+
+    The canvas shows the label map enlarged k times (nearest neighbour); the layer is brought to exactly k·h × k·w
+    (nearest) if it is not, each pixel is snapped to the nearest palette color and its alpha thresholded, and then
+    each k × k block becomes one label pixel: painted when at least half of the block is painted, with the most
+    frequent class among the block's painted pixels (ties go to the lower class id).
+    """
+    from PIL import Image
+
+    h, w = shape
+    layer = np.asarray(layer_rgba)
+    if layer.ndim != 3 or layer.shape[2] != 4:
+        raise ValueError(f"a paint layer must be RGBA (H, W, 4), got shape {layer.shape}")
+    k = max(1, int(round(layer.shape[0] / h)))
+    if layer.shape[:2] != (k * h, k * w):
+        layer = np.asarray(Image.fromarray(layer.astype(np.uint8), "RGBA").resize((k * w, k * h), Image.NEAREST))
+    painted, ids = painted_layer_to_labels(layer, palette, alpha_threshold)
+    blocks = painted.reshape(h, k, w, k).sum(axis=(1, 3))
+    painted_small = 2 * blocks >= k * k
+    votes = np.stack([((ids == c) & painted).reshape(h, k, w, k).sum(axis=(1, 3)) for c in range(len(palette))])
+    return painted_small, np.argmax(votes, axis=0).astype(np.int64)

@@ -23,3 +23,11 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"reference material not found at {SHARED} (expected ../shared beside the repository)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """One tiny 32-px model folder (tests/tiny_models.py) shared by the app tests: it takes seconds to train."""
+    from tiny_models import tiny_model_folder
+
+    return tiny_model_folder(tmp_path_factory.mktemp("tiny") / "tiny")

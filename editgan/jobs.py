@@ -1,0 +1,92 @@
+"""Long engine calls for the app: run them in a worker thread, stream their per-step reports, stop them on request.
+
+No UI code here: the Gradio callbacks iterate :meth:`BackgroundJob.reports` to yield live previews, and Cancel sets
+the per-session flag from :class:`CancelFlags` that the engine's ``should_stop`` hook reads.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+PREVIEW_EVERY_S = 0.25
+"""Live previews of long jobs are sent at most this often."""
+
+
+class BackgroundJob:
+    """Runs ``work(on_step)`` in a thread; :meth:`reports` yields the newest report passed to ``on_step`` at most
+    every ``PREVIEW_EVERY_S`` while it runs (older ones are skipped); :meth:`result` returns the value of ``work``
+    or raises its error in the caller's thread."""
+
+    _DONE = object()
+
+    def __init__(self, work: Callable[[Callable[[Any], None]], Any]):
+        self._queue: queue.Queue = queue.Queue()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work,), name="editgan-job", daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable) -> None:
+        try:
+            self._value = work(self._queue.put)
+        except BaseException as e:  # handed to the callback's thread by result()
+            self._error = e
+        finally:
+            self._queue.put(self._DONE)
+
+    def reports(self, every: float = PREVIEW_EVERY_S) -> Iterator[Any]:
+        last = 0.0
+        while True:
+            item = self._queue.get()
+            done = item is self._DONE
+            latest = None if done else item
+            while not done:  # keep only the newest report
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                done = item is self._DONE
+                latest = latest if done else item
+            if latest is not None and (time.monotonic() - last >= every):
+                last = time.monotonic()
+                yield latest
+            if done:
+                return
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def wait(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+class CancelFlags:
+    """One stop flag per browser session (or API client): Cancel sets it, the running job's should_stop reads it."""
+
+    def __init__(self):
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def arm(self, key: str) -> threading.Event:
+        with self._lock:
+            flag = self._flags[key] = threading.Event()
+            return flag
+
+    def cancel(self, key: str) -> bool:
+        with self._lock:
+            flag = self._flags.get(key)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    def release(self, key: str, flag: threading.Event) -> None:
+        flag.set()
+        with self._lock:
+            if self._flags.get(key) is flag:
+                del self._flags[key]

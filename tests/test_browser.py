@@ -1,0 +1,141 @@
+"""The studio in a real browser: paint a stroke on the canvas in a class color, Edit, then move a preset slider.
+
+Needs Debian's Chromium (`apt-get install -y chromium`) and the Playwright package (`pip install playwright`,
+never `playwright install`); skipped without them. Screenshots go to test-artifacts/.
+"""
+from __future__ import annotations
+
+import io
+import re
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+from editgan.engines import EngineRegistry  # noqa: E402
+from editgan.ui import build_demo, canvas_scale  # noqa: E402
+from tiny_models import SIZE  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync"]
+K = canvas_scale(SIZE, SIZE)  # the canvas shows each label pixel as K×K pixels
+RED = (255, 0, 0)  # the tiny model's class 1, "reddish"
+TIMEOUT_MS = 120_000
+BAND = 8  # label rows painted
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url(tiny_model_dir):
+    demo = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry())
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1700})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        page.wait_for_selector("#editor .pixi-target canvas")
+        wait_for_status(page, "Step 1 of 1")
+        yield page
+        browser.close()
+
+
+def wait_for_status(page, text: str) -> None:
+    page.wait_for_function("t => (document.querySelector('#status')?.innerText || '').includes(t)", arg=text)
+
+
+def shown_image(page, elem_id: str) -> tuple[str, np.ndarray]:
+    """The picture an output component shows: its URL and its pixels (RGB)."""
+    src = page.locator(f"#{elem_id} img").first.get_attribute("src")
+    body = page.request.get(src).body()
+    return src, np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+
+
+def wait_for_new_image(page, elem_id: str, old_src: str) -> np.ndarray:
+    page.wait_for_function("([id, old]) => { const img = document.querySelector(`#${id} img`);"
+                           " return img && img.getAttribute('src') !== old; }", arg=[elem_id, old_src])
+    return shown_image(page, elem_id)[1]
+
+
+def canvas_to_screen(page, size: int):
+    """Canvas pixel (x, y) → screen point. The editor zooms small pictures to fit and centres them; its zoom
+    level is shown as a percentage in its toolbar."""
+    box = page.locator("#editor .pixi-target canvas").bounding_box()
+    zoom_text = page.locator("#editor").inner_text()
+    zoom = int(re.search(r"(\d+)\s*%", zoom_text).group(1)) / 100
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    return lambda x, y: (cx + (x - size / 2) * zoom, cy + (y - size / 2) * zoom)
+
+
+def test_paint_a_stroke_edit_and_move_a_slider(page):
+    page.screenshot(path=str(ARTIFACTS / "browser-1-start.png"), full_page=True)
+    _, labels_before = shown_image(page, "labels")
+    picture_src, picture_before = shown_image(page, "picture")
+    labels = (labels_before[K // 2::K, K // 2::K] == RED).all(-1)  # the map at the model's resolution
+
+    # a band of BAND label rows with the most "other" pixels: paint it "reddish" with one stroke per 2 rows
+    top = max(range(2, SIZE - BAND - 2), key=lambda r: int((~labels[r:r + BAND, 4:SIZE - 4]).sum()))
+    left, right = 4, SIZE - 5
+    ys = [(top + 1 + 2 * i) * K for i in range(BAND // 2)]  # the brush is 2 label pixels wide
+    x0, x1 = left * K + K // 2, right * K + K // 2
+
+    page.locator("#editor button[aria-label='Color']").click()
+    swatch = page.locator("#editor menu.swatch button.color[style*='background-color: rgb(255, 0, 0)']").first
+    swatch.click()
+    page.locator("#editor button[aria-label='Brush']").click()  # back to painting, popover closed
+    assert "rgb(255, 0, 0)" in page.locator("#editor button[aria-label='Color']").get_attribute("style")
+
+    to_screen = canvas_to_screen(page, SIZE * K)
+    for y in ys:
+        page.mouse.move(*to_screen(x0, y))
+        page.mouse.down()
+        page.mouse.move(*to_screen(x1, y), steps=8)
+        page.mouse.up()
+    page.screenshot(path=str(ARTIFACTS / "browser-2-painted.png"), full_page=True)
+
+    labels_src = page.locator("#labels img").first.get_attribute("src")
+    page.locator("#edit").click()
+    wait_for_status(page, "Edit done")
+    picture_after = shown_image(page, "picture")[1]
+    labels_after = wait_for_new_image(page, "labels", labels_src)
+    page.screenshot(path=str(ARTIFACTS / "browser-3-edited.png"), full_page=True)
+    assert "mask edit (reddish" in page.locator("#status").inner_text()
+    assert not np.array_equal(picture_after, picture_before), "the edit should change the picture"
+    new = (labels_after[K // 2::K, K // 2::K] == RED).all(-1)
+    stroke = np.zeros_like(new)
+    stroke[top:top + BAND, left:right + 1] = True
+    stroke &= ~labels  # the pixels the stroke asked to change
+    assert stroke.sum() >= 20
+    assert new[stroke].mean() >= 0.6, f"only {new[stroke].mean():.0%} of the painted pixels became 'reddish'"
+
+    # a preset slider applies its vector at once
+    picture_src = page.locator("#picture img").first.get_attribute("src")
+    slider = page.locator("#slider-0 input[type=range]")
+    box = slider.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.95, box["y"] + box["height"] / 2)
+    moved = wait_for_new_image(page, "picture", picture_src)
+    wait_for_status(page, "sliders (Redder")
+    page.screenshot(path=str(ARTIFACTS / "browser-4-slider.png"), full_page=True)
+    assert not np.array_equal(moved, picture_after), "moving the slider should change the picture"
+    assert float(page.locator("#slider-0 input[type=number]").input_value()) > 1.0

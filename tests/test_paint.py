@@ -1,0 +1,73 @@
+"""From the browser canvas to label-map pixels: enlarged paint layers, flattened layers, composites, crop boxes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from editgan.images import ImageError, square_box
+from editgan.labels import difference_layer, downscale_paint, flatten_layers
+
+PALETTE = [(0, 0, 0), (255, 0, 0), (0, 0, 255)]
+
+
+def layer(size: int) -> np.ndarray:
+    return np.zeros((size, size, 4), dtype=np.uint8)
+
+
+def test_each_block_of_the_enlarged_layer_is_one_label_pixel():
+    paint = layer(32)  # a 4×4 label map shown ×8
+    paint[0:8, 0:8] = (250, 10, 5, 255)  # a whole block, slightly off-palette red → class 1
+    paint[8:12, 8:16] = (0, 0, 255, 255)  # half a block of blue → painted (at least half)
+    paint[16:19, 16:24] = (0, 0, 255, 255)  # 3/8 of a block → ignored
+    paint[24:32, 24:32] = (0, 0, 255, 100)  # faint alpha → ignored
+    painted, ids = downscale_paint(paint, (4, 4), PALETTE)
+    assert painted.tolist() == [[True, False, False, False], [False, True, False, False],
+                                [False, False, False, False], [False, False, False, False]]
+    assert ids[0, 0] == 1 and ids[1, 1] == 2
+
+
+def test_the_majority_class_wins_inside_a_block():
+    paint = layer(16)  # 2×2 map ×8
+    paint[0:8, 0:5] = (255, 0, 0, 255)
+    paint[0:8, 5:8] = (0, 0, 255, 255)
+    painted, ids = downscale_paint(paint, (2, 2), PALETTE)
+    assert painted[0, 0] and ids[0, 0] == 1
+
+
+def test_a_layer_of_another_size_is_brought_to_the_canvas_grid():
+    painted, ids = downscale_paint(np.full((4, 4, 4), 255, np.uint8), (4, 4), PALETTE)  # ×1
+    assert painted.all()
+    odd = layer(30)  # not a multiple of 4: resized (nearest) to 32 first
+    odd[:15, :15] = (255, 0, 0, 255)
+    painted, ids = downscale_paint(odd, (4, 4), PALETTE)
+    assert painted[:2, :2].all() and not painted[2:, 2:].any() and (ids[:2, :2] == 1).all()
+    with pytest.raises(ValueError, match="RGBA"):
+        downscale_paint(np.zeros((8, 8, 3), np.uint8), (4, 4), PALETTE)
+
+
+def test_layers_flatten_with_later_layers_on_top():
+    a, b = layer(8), layer(8)
+    a[:, :4] = (255, 0, 0, 255)
+    b[:, 2:6] = (0, 0, 255, 255)
+    flat = flatten_layers([a, b])
+    assert tuple(flat[0, 1]) == (255, 0, 0, 255) and tuple(flat[0, 3]) == (0, 0, 255, 255)
+    assert flat[0, 7, 3] == 0
+    assert flatten_layers([]) is None
+
+
+def test_a_composite_without_layers_gives_the_pixels_that_changed():
+    background = np.zeros((16, 16, 3), np.uint8)
+    composite = background.copy()
+    composite[0:8, 0:8] = (255, 0, 0)
+    composite[8:16, 8:16] = (10, 10, 10)  # lossy-encoding noise, below the tolerance
+    painted, ids = downscale_paint(difference_layer(composite, background), (2, 2), PALETTE)
+    assert painted.tolist() == [[True, False], [False, False]] and ids[0, 0] == 1
+
+
+def test_square_crop_boxes_are_always_inside_the_picture():
+    assert square_box(400, 200) == (100, 0, 300, 200)
+    assert square_box(400, 200, 0.5, 0, 1) == (0, 100, 100, 200)
+    assert square_box(400, 200, 1, 1, 0) == (200, 0, 400, 200)
+    for bad in (dict(size=0), dict(x=1.5), dict(y=float("nan"))):
+        with pytest.raises(ImageError, match="crop"):
+            square_box(400, 200, **{"size": 1, "x": 0.5, "y": 0.5, **bad})
