@@ -52,6 +52,10 @@ class EngineRegistry:
                     return self._engines[key]
             log.info("loading model %s on %s", key[0], key[1])
             engine = self._loader(key[0], device=device, progress=progress)
+            if hasattr(engine, "perceptual"):
+                # fetch LPIPS now, in the background: offline, the Hub's retries take ~20 s, which the first
+                # Edit would otherwise wait for
+                threading.Thread(target=lambda: engine.perceptual, name="lpips-warm-up", daemon=True).start()
             with self._lock:
                 self._engines[key] = engine
                 while len(self._engines) > self._max_models:
