@@ -185,10 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("train", help="train the embedded toy model: generator, segmenter, encoder, vectors")
+    p = sub.add_parser("train", help="train the embedded toy model: generator, segmenter, encoder, vectors",
+                       add_help=False)
     p.add_argument("stage", choices=["generator", "segmenter", "encoder", "vectors", "card"])
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, passes_options=True)  # the stage's own options go to its parser
 
     p = sub.add_parser("convert", help="turn foreign checkpoints (EditGAN car release, rosinality StyleGAN2) into a "
                                        "model folder")
@@ -206,14 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--message", default=None, help="commit message")
     p.set_defaults(func=cmd_push)
 
-    p = sub.add_parser("evaluate", help="edit-quality benchmark of the toy model against the renderer's truth")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("evaluate", help="edit-quality benchmark of the toy model against the renderer's truth",
+                       add_help=False)
+    p.set_defaults(func=cmd_evaluate, passes_options=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "passes_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     from .hub import ModelLoadError, PushError
     from .images import ImageError

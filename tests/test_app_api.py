@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,19 +25,13 @@ from editgan.hub import ModelLoadError  # noqa: E402
 from editgan.model import EditGANModel  # noqa: E402
 from editgan.ui import build_demo, canvas_scale  # noqa: E402
 from editgan.vectors import EditingVector  # noqa: E402
-from tiny_models import SIZE  # noqa: E402
+from tiny_models import SIZE, running_studio  # noqa: E402
 
 K = canvas_scale(SIZE, SIZE)  # 16
 RED = (255, 0, 0)
 N_SLIDERS = 12
 # positions in the outputs of most endpoints
 STATUS, PICTURE, COMPARE, LABELS, BLEND, EDITOR, SLIDER0 = range(7)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +46,8 @@ def engine(model_folder) -> EditGANModel:
 
 @pytest.fixture(scope="module")
 def url(model_folder):
-    demo = build_demo(model=str(model_folder), device="cpu", engines=EngineRegistry())
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with running_studio(model_folder) as address:
+        yield address
 
 
 def client(url: str) -> Client:

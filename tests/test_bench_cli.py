@@ -1,11 +1,9 @@
 """The benchmark and the command line, on the tiny test model (the real numbers come from `python -m editgan bench`)."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from editgan import bench

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import re
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,8 @@ if not CHROMIUM.exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
-from editgan.engines import EngineRegistry  # noqa: E402
-from editgan.ui import build_demo, canvas_scale  # noqa: E402
-from tiny_models import SIZE  # noqa: E402
+from editgan.ui import canvas_scale  # noqa: E402
+from tiny_models import SIZE, running_studio  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -32,19 +30,10 @@ TIMEOUT_MS = 120_000
 BAND = 8  # label rows painted
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url(tiny_model_dir):
-    demo = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry())
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with running_studio(tiny_model_dir) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -69,3 +69,11 @@ def test_model_card_tells_training_and_scores(built, tmp_path):
     card = build_model.stage_card(built, tmp_path / "eval.json", None).read_text()
     assert card.startswith("---") and "## How it was trained" in card and "## Edit quality" in card
     assert "PSNR outside ROI" in card and "| eye_white |" in card
+
+
+def test_cli_passes_stage_options_through(built, capsys):
+    from editgan.cli import main
+    assert main(["train", "card", "--folder", str(built)]) == 0
+    assert "README.md" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["sample", "--folder", str(built)])  # options only the pass-through commands accept

@@ -1,6 +1,8 @@
 """Tiny, quickly trained models for engine tests: a random StyleGAN2 and a segmenter that labels 'reddish' pixels."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from editgan.networks.segmenter import Segmenter, SegmenterConfig
@@ -67,3 +69,22 @@ def tiny_model_folder(folder, seed: int = 0, with_encoder: bool = True, with_pre
                                      display_name="Redder", scale_range=(-2, 2), refine_steps=5))
     model = EditGANModel(config, g, seg, encoder, presets, device="cpu")
     return model.save_pretrained(folder)
+
+
+@contextlib.contextmanager
+def running_studio(folder):
+    """The studio on ``folder``'s model, served on a free loopback port; yields its URL."""
+    import socket
+
+    from editgan.engines import EngineRegistry
+    from editgan.ui import build_demo
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_demo(model=str(folder), device="cpu", engines=EngineRegistry())
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

@@ -15,7 +15,7 @@ prediction is the mean of the members' raw logits, as in EditGAN.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from ..config import GeneratorConfig, ModelConfig, PresetInfo, SegmenterSettings
-from ..editing import EditOptions
 from ..labels import apply_paint
 from ..model import EditGANModel
 from ..networks.encoder import EncoderConfig, LatentEncoder
@@ -28,7 +27,7 @@ from ..networks.segmenter import SegmenterConfig
 from ..networks.stylegan2 import Generator
 from ..segmenter_training import SegmenterTrainingOptions, train_segmenter
 from . import faces
-from .prior import params_from_z, z_from_params
+from .prior import z_from_params
 
 log = logging.getLogger(__name__)
 
