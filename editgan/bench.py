@@ -13,7 +13,6 @@ import json
 import logging
 import multiprocessing
 import platform
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -165,7 +164,7 @@ def _memory_child(shapes: list[tuple[int, int, int]], config: dict, path: str, d
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        base = _reset_peak_rss()
     start = time.perf_counter()
     with torch.no_grad():
         out = seg(feats, size) if path == "factorized" else seg.forward_naive(feats, size)
@@ -173,9 +172,28 @@ def _memory_child(shapes: list[tuple[int, int, int]], config: dict, path: str, d
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        peak = _status_bytes("VmHWM") - base
     queue.put({"peak_MB": round(peak / 2 ** 20, 1), "seconds": round(time.perf_counter() - start, 2),
                "logits_shape": list(out.shape)})
+
+
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak_rss() -> int:
+    """Return freed heap to the OS, reset the peak-RSS mark (Linux: clear_refs 5) and return the current RSS, so
+    that the next VmHWM reading is the peak of what runs after this call alone."""
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_bytes("VmRSS")
 
 
 def segmenter_memory(g: Generator, config: SegmenterConfig, members: int, device: torch.device) -> dict:
@@ -185,7 +203,7 @@ def segmenter_memory(g: Generator, config: SegmenterConfig, members: int, device
                           config.upsample_mode).to_dict()
     ctx = multiprocessing.get_context("spawn")
     out: dict = {"members": members, "measured_as": "CUDA max_memory_allocated" if device.type == "cuda"
-                 else "peak RSS growth of a fresh process (ru_maxrss)"}
+                 else "peak RSS above the RSS before the call (VmHWM after a clear_refs reset)"}
     for path in ("factorized", "naive"):
         queue = ctx.Queue()
         proc = ctx.Process(target=_memory_child, args=(shapes, cfg, path, str(device), queue))
