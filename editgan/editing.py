@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .labels import region_of_interest
 from .networks.lpips import PerceptualLoss, PixelMSELoss
-from .networks.segmenter import Segmenter
+from .networks.segmenter import PixelTaps, Segmenter
 from .networks.stylegan2 import Generator
 
 
@@ -34,6 +34,10 @@ class EditOptions:
     perceptual_weight: float = 10.0
     mse_weight: float = 5.0
     roi_dilation: int = 3
+    max_roi_pixels: int | None = 4096
+    """The cross-entropy reads at most this many ROI pixels a step, drawn anew every step: an unbiased estimate
+    of its mean over the whole ROI, which keeps large edits at high resolution about as cheap as a brush stroke.
+    None reads every ROI pixel."""
 
 
 @dataclass
@@ -113,6 +117,28 @@ def _adam_loop(start: torch.Tensor, loss_fn: LossFunction, steps: int, lr: float
     return best, losses, cancelled, best_step
 
 
+def _roi_pixel_sampler(segmenter: Segmenter, roi: torch.Tensor, target_rows: torch.Tensor,
+                       resolutions: list[tuple[int, int]], max_pixels: int | None
+                       ) -> Callable[[], tuple[PixelTaps, torch.Tensor]]:
+    """A function giving each step the ROI pixels the cross-entropy reads (as segmenter taps) and their targets.
+
+    Logits are computed only where the loss reads them, so the segmenter's cost scales with the ROI's size. A ROI
+    within ``max_pixels`` is read whole, with taps computed once; a larger one is sampled anew every step (seeded,
+    so runs repeat).
+    """
+    size = tuple(roi.shape[-2:])
+    pixels = roi.nonzero()  # row-major, the order of target_rows
+    if max_pixels is None or pixels.shape[0] <= max_pixels:
+        taps = segmenter.pixel_taps(pixels, size, resolutions)
+        return lambda: (taps, target_rows)
+    draw = torch.Generator().manual_seed(0)
+
+    def sample() -> tuple[PixelTaps, torch.Tensor]:
+        pick = torch.randperm(pixels.shape[0], generator=draw)[:max_pixels].sort().values.to(pixels.device)
+        return segmenter.pixel_taps(pixels[pick], size, resolutions), target_rows[pick]
+    return sample
+
+
 def optimize_toward_labels(generator: Generator, segmenter: Segmenter, start: torch.Tensor,
                            target_labels: torch.Tensor, roi: torch.Tensor, original_image: torch.Tensor,
                            perceptual: PerceptualLoss | None = None, options: EditOptions | None = None,
@@ -133,15 +159,15 @@ def optimize_toward_labels(generator: Generator, segmenter: Segmenter, start: to
     target_rows = target_labels[roi]
     prepared = perceptual.precompute_target(original_image.detach(), keep)
     original_kept = original_image.detach() * keep
-    size = tuple(target_labels.shape[-2:])
 
-    roi_pixels = roi.nonzero()  # row-major, the order of target_rows
+    ce_pixels = _roi_pixel_sampler(segmenter, roi, target_rows, [(r, r) for r in generator.feature_resolutions()],
+                                   options.max_roi_pixels)
 
     def loss_fn(wplus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if target_rows.numel():
             image, feats = generator.synthesis(wplus, return_features=True)
-            # logits only where the loss reads them: the ROI (the segmenter's cost scales with its size)
-            ce = F.cross_entropy(segmenter.logits_at(feats, roi_pixels, size)[0], target_rows)
+            taps, targets = ce_pixels()
+            ce = F.cross_entropy(segmenter.logits_at(feats, taps)[0], targets)
         else:
             image, ce = generator.synthesis(wplus), torch.zeros((), device=wplus.device)
         mse = F.mse_loss(image * keep, original_kept)

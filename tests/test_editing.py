@@ -1,6 +1,7 @@
 """Editing by latent optimization on a tiny random model whose segmenter labels reddish pixels."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -42,14 +43,18 @@ def paint_square(labels, cls=1):
     return painted, target
 
 
-def test_edit_moves_segmentation_toward_painting_and_keeps_the_rest(model):
+@pytest.mark.parametrize("max_roi_pixels", [None, 32], ids=["whole-roi", "sampled-roi"])
+def test_edit_moves_segmentation_toward_painting_and_keeps_the_rest(model, max_roi_pixels):
     g, seg, wplus = model
     w = wplus[:1]
     image, labels = render(g, seg, w)
     painted, target = paint_square(labels[0])
     agreement_before = (labels[0][painted] == 1).float().mean().item()
 
-    result = edit_from_mask(g, seg, w, target, painted, classes=[], options=OPTIONS)
+    options = dataclasses.replace(OPTIONS, max_roi_pixels=max_roi_pixels)
+    result = edit_from_mask(g, seg, w, target, painted, classes=[], options=options)
+    if max_roi_pixels is not None:
+        assert result.roi.sum() > 3 * max_roi_pixels  # the CE really read a sample of the ROI each step
 
     new_image, new_labels = render(g, seg, result.wplus)
     agreement_after = (new_labels[0][painted] == 1).float().mean().item()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from editgan.networks.segmenter import Segmenter, SegmenterConfig
+from editgan.networks.segmenter import Segmenter, SegmenterConfig, InterpolationMatrix
 from editgan.networks.stylegan2 import Generator
 from editgan.segmenter_training import SegmenterTrainingOptions, train_segmenter
 
@@ -86,8 +86,47 @@ def test_logits_at_selected_pixels_equal_the_full_map(mode):
     seg, feats = random_segmenter_and_features(mode, n_classes=4)
     full = seg(feats, chunk=100)  # a small chunk exercises the chunked head
     torch.testing.assert_close(full, seg.forward_naive(feats), atol=1e-4, rtol=1e-4)
-    for n_pixels in (5, 300):  # few pixels: gather then project; many: project then gather
-        pixels = torch.stack([torch.randint(0, 32, (n_pixels,)), torch.randint(0, 32, (n_pixels,))], 1)
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    disc = ((yy - 12) ** 2 + (xx - 20) ** 2 <= 36).nonzero()  # a brush-stroke-like ROI
+    scattered = torch.stack([torch.randint(0, 32, (300,)), torch.randint(0, 32, (300,))], 1)
+    for pixels in (scattered[:5], scattered, disc):
         sparse = seg.logits_at(feats, pixels, (32, 32))
         expected = full[:, :, pixels[:, 0], pixels[:, 1]].permute(0, 2, 1)
         torch.testing.assert_close(sparse, expected, atol=1e-4, rtol=1e-4)
+        taps = seg.pixel_taps(pixels, (32, 32), [f.shape[-2:] for f in feats])  # made once, used every step
+        torch.testing.assert_close(seg.logits_at(feats, taps), expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="pixel taps were made for"):
+        seg.logits_at(feats, seg.pixel_taps(disc, (32, 32), [(4, 4), (64, 64)]))
+
+
+def test_logits_at_passes_the_same_gradient_to_the_features_as_the_full_map():
+    seg, feats = random_segmenter_and_features("bilinear", n_classes=4)
+    pixels = torch.stack([torch.randint(0, 32, (50,)), torch.randint(0, 32, (50,))], 1)
+    target = torch.randint(0, 4, (50,))
+    grads = []
+    for sparse in (True, False):
+        leaves = [f.detach().clone().requires_grad_(True) for f in feats]
+        logits = (seg.logits_at(leaves, pixels, (32, 32))[0] if sparse
+                  else seg(leaves)[0][:, pixels[:, 0], pixels[:, 1]].T)
+        torch.nn.functional.cross_entropy(logits, target).backward()
+        grads.append([f.grad for f in leaves])
+    for sparse_grad, full_grad in zip(*grads):
+        torch.testing.assert_close(sparse_grad, full_grad, atol=1e-5, rtol=1e-4)
+
+
+def test_sparse_and_gathered_interpolation_agree():
+    """The gathered path is what MPS runs; both must give the same values and gradients."""
+    values = torch.randn(2, 7, 5)
+    columns = torch.randint(0, 7, (4, 11))
+    weights = torch.rand(4, 11)
+    weights[1, :3] = 0
+    results = []
+    for sparse in (True, False):
+        leaf = values.clone().requires_grad_(True)
+        out = InterpolationMatrix(columns, weights, 7)(leaf, sparse=sparse)
+        (out * torch.arange(5.0)).sum().backward()
+        results.append((out, leaf.grad))
+    expected = (weights[None, :, :, None] * values[:, columns]).sum(1)
+    torch.testing.assert_close(results[0][0], expected)
+    torch.testing.assert_close(results[1][0], expected)
+    torch.testing.assert_close(results[0][1], results[1][1])
