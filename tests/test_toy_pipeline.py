@@ -10,7 +10,7 @@ import torch
 
 from editgan.model import EditGANModel
 from editgan.toy import build_model, evaluate
-from editgan.toy.train_generator import GeneratorRecipe, export_generator
+from editgan.toy.train_generator import GeneratorRecipe, export_generator, load_compact_checkpoint, train
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +77,21 @@ def test_cli_passes_stage_options_through(built, capsys):
     assert "README.md" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["sample", "--folder", str(built)])  # options only the pass-through commands accept
+
+
+def test_generator_training_resumes_on_a_fresh_clone_from_the_compact_checkpoint(tmp_path, caplog):
+    """The run folder is not in the repository; the compact checkpoint and the exported EMA weights are."""
+    recipe = GeneratorRecipe(size=16, style_dim=32, n_mlp=1, channels={4: 16, 8: 16, 16: 8}, batch=4)
+    tree, export = tmp_path / "checkpoints" / "g.safetensors", tmp_path / "model"
+    train(tmp_path / "run", export, minutes=0.01, recipe=recipe, threads=1, tree_checkpoint=tree)
+    g, optimizer, step, _ = load_compact_checkpoint(tree, recipe)
+    run_state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert step == run_state["step"] > 0
+    assert len(optimizer.state) == len(list(g.parameters()))  # Adam's moments came back too
+    for name, value in g.state_dict().items():
+        torch.testing.assert_close(value, run_state["g"][name], atol=2e-3, rtol=2e-3)  # fp16 storage
+
+    with caplog.at_level("INFO"):
+        train(tmp_path / "fresh-clone-run", export, minutes=0.01, recipe=recipe, threads=1, tree_checkpoint=tree)
+    assert f"resumed from {tree} at step {step}" in caplog.text
+    assert load_compact_checkpoint(tree, recipe)[2] > step

@@ -155,8 +155,53 @@ def load_exported(folder: Path, recipe: GeneratorRecipe) -> tuple[Generator, int
     return g, int(state["step"]), float(state["cpu_seconds"])
 
 
+def save_compact_checkpoint(path: Path, g: Generator, optimizer: torch.optim.Optimizer, step: int,
+                            seconds: float) -> None:
+    """The live generator (fp16) and Adam's moments (bf16: their squares underflow fp16) as one safetensors
+    file, about 18 MB for the embedded model: small enough to keep the latest one in the repository. With the
+    exported EMA generator it resumes training on a fresh clone."""
+    from safetensors.torch import save_file
+
+    tensors = {f"g.{name}": buffer.detach().contiguous() for name, buffer in g.named_buffers()}  # noise maps
+    adam_steps = []
+    for name, param in g.named_parameters():
+        tensors[f"g.{name}"] = param.detach().half().contiguous()
+        state = optimizer.state.get(param, {})
+        if state:
+            tensors[f"exp_avg.{name}"] = state["exp_avg"].bfloat16().contiguous()
+            tensors[f"exp_avg_sq.{name}"] = state["exp_avg_sq"].bfloat16().contiguous()
+            adam_steps.append(float(state["step"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"step": str(step), "seconds": str(round(seconds)),
+                                           "adam_step": str(max(adam_steps, default=0))})
+    tmp.replace(path)
+
+
+def load_compact_checkpoint(path: Path, recipe: GeneratorRecipe) -> tuple[Generator, torch.optim.Optimizer, int,
+                                                                          float]:
+    """Inverse of :func:`save_compact_checkpoint`: (live generator, its Adam, step, CPU seconds)."""
+    from safetensors import safe_open
+
+    g = recipe.generator()
+    optimizer = torch.optim.Adam(g.parameters(), lr=recipe.lr, betas=recipe.betas)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        names = set(f.keys())
+        g.load_state_dict({name: f.get_tensor(f"g.{name}").float() for name in g.state_dict()}, strict=True)
+        for name, param in g.named_parameters():
+            if f"exp_avg.{name}" in names:
+                optimizer.state[param] = {"step": torch.tensor(float(meta["adam_step"])),
+                                          "exp_avg": f.get_tensor(f"exp_avg.{name}").float(),
+                                          "exp_avg_sq": f.get_tensor(f"exp_avg_sq.{name}").float()}
+    return g, optimizer, int(meta["step"]), float(meta["seconds"])
+
+
 def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: GeneratorRecipe,
-          save_every_minutes: float = 10.0, threads: int = 2) -> None:
+          save_every_minutes: float = 10.0, threads: int = 2, tree_checkpoint: Path | None = None) -> None:
+    """Train for ``minutes`` of wall time, resuming from (in this order) ``<run_dir>/checkpoint.pt``, the compact
+    ``tree_checkpoint`` kept in the repository, or the exported EMA weights in ``export_dir`` (fresh optimizer).
+    Writes the run checkpoint and the export every ``save_every_minutes`` and the compact checkpoint at the end."""
     torch.set_num_threads(threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.pt"
@@ -171,6 +216,12 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
         g_ema = recipe.generator()
         g_ema.load_state_dict(state["g_ema"])
         log.info("resumed from %s at step %d", checkpoint, step)
+    elif tree_checkpoint is not None and tree_checkpoint.exists():
+        g, optimizer, step, seconds = load_compact_checkpoint(tree_checkpoint, recipe)
+        g_ema = recipe.generator()
+        exported = export_dir is not None and (export_dir / "generator_training.json").exists()
+        g_ema.load_state_dict(load_exported(export_dir, recipe)[0].state_dict() if exported else g.state_dict())
+        log.info("resumed from %s at step %d", tree_checkpoint, step)
     elif export_dir is not None and (export_dir / "generator_training.json").exists():
         g, step, seconds = load_exported(export_dir, recipe)
         optimizer = torch.optim.Adam(g.parameters(), lr=recipe.lr, betas=recipe.betas)
@@ -213,6 +264,8 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
             last_save = now
         if done:
             break
+    if tree_checkpoint is not None:
+        save_compact_checkpoint(tree_checkpoint, g, optimizer, step, seconds + time.time() - start)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,10 +276,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--save-every", type=float, default=10.0, help="minutes between checkpoints")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/toy_generator.safetensors"),
+                        help="compact resumable checkpoint kept in the repository (written at the end)")
     parser.add_argument("--batch", type=int, default=16)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    train(args.run, args.export, args.minutes, GeneratorRecipe(batch=args.batch), args.save_every, args.threads)
+    train(args.run, args.export, args.minutes, GeneratorRecipe(batch=args.batch), args.save_every, args.threads,
+          args.checkpoint)
 
 
 if __name__ == "__main__":
