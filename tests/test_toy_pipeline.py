@@ -95,3 +95,11 @@ def test_generator_training_resumes_on_a_fresh_clone_from_the_compact_checkpoint
         train(tmp_path / "fresh-clone-run", export, minutes=0.01, recipe=recipe, threads=1, tree_checkpoint=tree)
     assert f"resumed from {tree} at step {step}" in caplog.text
     assert load_compact_checkpoint(tree, recipe)[2] > step
+
+
+def test_encoder_stage_continues_from_the_encoder_the_folder_has(built, caplog):
+    before = json.loads((built / "config.json").read_text())["extra"]["encoder_training"]["steps"]
+    with caplog.at_level("INFO"):
+        build_model.stage_encoder(built, minutes=0.01)
+    assert "encoder: continuing from" in caplog.text
+    assert json.loads((built / "config.json").read_text())["extra"]["encoder_training"]["steps"] > before

@@ -103,6 +103,14 @@ def stage_encoder(folder: Path, minutes: float, batch: int = 16) -> None:
     g = load_generator(folder, config)
     enc_config = EncoderConfig(g.size, g.n_latent, g.style_dim)
     encoder = LatentEncoder(enc_config)
+    previous = folder / "encoder.safetensors"
+    earlier_steps = 0
+    if previous.is_file() and config.encoder == enc_config.to_dict():
+        # the generator was trained further: fine-tune the encoder it had rather than start again
+        from safetensors.torch import load_file
+        encoder.load_state_dict(load_file(str(previous)), strict=True)
+        earlier_steps = int(config.extra.get("encoder_training", {}).get("steps", 0))
+        log.info("encoder: continuing from %s (%d earlier steps)", previous, earlier_steps)
     with torch.no_grad():
         encoder.latent_avg.copy_(g.mean_latent()[None])
     optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-3)
@@ -123,7 +131,9 @@ def stage_encoder(folder: Path, minutes: float, batch: int = 16) -> None:
     from safetensors.torch import save_file
     save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(folder / "encoder.safetensors"))
     config.encoder = enc_config.to_dict()
-    config.extra["encoder_training"] = {"steps": step, "batch": batch, "seconds": round(time.time() - start)}
+    earlier_seconds = int(config.extra.get("encoder_training", {}).get("seconds", 0)) if earlier_steps else 0
+    config.extra["encoder_training"] = {"steps": earlier_steps + step, "batch": batch,
+                                        "seconds": earlier_seconds + round(time.time() - start)}
     config.save(folder)
 
 
