@@ -76,7 +76,7 @@ def faces_from_seeds(g: Generator, seeds: list[int]) -> tuple[torch.Tensor, np.n
 
 
 # -- stages ---------------------------------------------------------------------------------------------------
-def stage_segmenter(folder: Path, samples: int, epochs: int) -> None:
+def stage_segmenter(folder: Path, samples: int, epochs: int, class_balance: float = 0.5) -> None:
     """DatasetGAN: a few generator samples labelled by the renderer's ground truth → an ensemble of MLPs."""
     if samples > 32:
         raise ValueError("the point is few-shot: use at most 32 labelled samples")
@@ -87,11 +87,13 @@ def stage_segmenter(folder: Path, samples: int, epochs: int) -> None:
                                  SEGMENTER.hidden, SEGMENTER.upsample_mode)
     start = time.time()
     segmenter = train_segmenter(g, wplus, torch.from_numpy(labels).long(), seg_config,
-                                SegmenterTrainingOptions(epochs=epochs, batch_size=4096, class_balance=0.5))
+                                SegmenterTrainingOptions(epochs=epochs, batch_size=4096,
+                                                         class_balance=class_balance))
     from safetensors.torch import save_file
     save_file({k: v.contiguous() for k, v in segmenter.state_dict().items()}, str(folder / "segmenter.safetensors"))
     config.segmenter = SEGMENTER
     config.extra["segmenter_training"] = {"labelled_samples": samples, "epochs": epochs,
+                                          "class_balance": class_balance,
                                           "seconds": round(time.time() - start)}
     config.save(folder)
     log.info("segmenter trained on %d samples in %.0f s", samples, time.time() - start)
@@ -236,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folder", type=Path, default=FOLDER)
     parser.add_argument("--samples", type=int, default=24, help="segmenter: labelled samples (≤ 32)")
     parser.add_argument("--epochs", type=int, default=6, help="segmenter: epochs over the labelled pixels")
+    parser.add_argument("--class-balance", type=float, default=0.5,
+                        help="segmenter: CE weights ∝ class frequency^-x (0: plain CE)")
     parser.add_argument("--minutes", type=float, default=15.0, help="encoder: training time")
     parser.add_argument("--steps", type=int, default=100, help="vectors: mask-editing steps per example")
     parser.add_argument("--examples", type=int, default=1, help="vectors: examples averaged per preset")
@@ -245,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(2)
     if args.stage == "segmenter":
-        stage_segmenter(args.folder, args.samples, args.epochs)
+        stage_segmenter(args.folder, args.samples, args.epochs, args.class_balance)
     elif args.stage == "encoder":
         stage_encoder(args.folder, args.minutes)
     elif args.stage == "vectors":

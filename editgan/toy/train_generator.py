@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -231,6 +232,8 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
     else:
         g_ema = recipe.generator()
         g_ema.load_state_dict(g.state_dict())
+    for group in optimizer.param_groups:  # a resumed optimizer keeps its old rate otherwise
+        group["lr"] = recipe.lr
     g_ema.requires_grad_(False).eval()
     beta = 0.5 ** (recipe.batch / (recipe.ema_kimg * 1000))
     data = DataLoader(RenderedFaces(recipe.batch, recipe.style_dim, recipe.size, recipe.seed + step),
@@ -238,34 +241,48 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
     start = time.time()
     last_save = last_log = start
     log_path = run_dir / "log.jsonl"
-    for z, real, labels in data:
-        fake = g(z)
-        loss, parts = reconstruction_loss(fake, real, labels, recipe)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        update_ema(g_ema, g, beta)
-        step += 1
-        now = time.time()
-        if step % 100 == 0:
-            entry = {"step": step, "loss": loss.item(), **parts, "it_per_s": round(100 / (now - last_log), 2)}
-            last_log = now
-            if step % 1000 == 0:
-                entry["held_out_l1"] = held_out_l1(g_ema, recipe.style_dim, recipe.size)
-            with log_path.open("a") as f:
-                f.write(json.dumps(entry) + "\n")
-            log.info("step %d loss %.4f", step, loss.item())
-        done = (now - start) / 60 >= minutes
-        if done or (now - last_save) / 60 >= save_every_minutes:
-            total = seconds + now - start
-            save_checkpoint(checkpoint, g, g_ema, optimizer, step, total, recipe)
-            if export_dir is not None:
-                export_generator(export_dir, g_ema, recipe, step, total)
-            last_save = now
-        if done:
-            break
+    interrupted = False
+    try:  # Ctrl-C or SIGTERM (see main) end the run early, keeping what it trained
+        for z, real, labels in data:
+            fake = g(z)
+            loss, parts = reconstruction_loss(fake, real, labels, recipe)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            update_ema(g_ema, g, beta)
+            step += 1
+            now = time.time()
+            if step % 100 == 0:
+                entry = {"step": step, "loss": loss.item(), **parts, "it_per_s": round(100 / (now - last_log), 2)}
+                last_log = now
+                if step % 1000 == 0:
+                    entry["held_out_l1"] = held_out_l1(g_ema, recipe.style_dim, recipe.size)
+                with log_path.open("a") as f:
+                    f.write(json.dumps(entry) + "\n")
+                log.info("step %d loss %.4f", step, loss.item())
+            done = (now - start) / 60 >= minutes
+            if done or (now - last_save) / 60 >= save_every_minutes:
+                total = seconds + now - start
+                save_checkpoint(checkpoint, g, g_ema, optimizer, step, total, recipe)
+                if export_dir is not None:
+                    export_generator(export_dir, g_ema, recipe, step, total)
+                last_save = now
+            if done:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        log.info("interrupted at step %d: saving", step)
+    total = seconds + time.time() - start
+    if interrupted:
+        save_checkpoint(checkpoint, g, g_ema, optimizer, step, total, recipe)
+        if export_dir is not None:
+            export_generator(export_dir, g_ema, recipe, step, total)
     if tree_checkpoint is not None:
-        save_compact_checkpoint(tree_checkpoint, g, optimizer, step, seconds + time.time() - start)
+        save_compact_checkpoint(tree_checkpoint, g, optimizer, step, total)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -279,10 +296,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/toy_generator.safetensors"),
                         help="compact resumable checkpoint kept in the repository (written at the end)")
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=GeneratorRecipe.lr,
+                        help="learning rate (lower it for a final, finer phase)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    train(args.run, args.export, args.minutes, GeneratorRecipe(batch=args.batch), args.save_every, args.threads,
-          args.checkpoint)
+    signal.signal(signal.SIGTERM, _interrupt)
+    train(args.run, args.export, args.minutes, GeneratorRecipe(batch=args.batch, lr=args.lr), args.save_every,
+          args.threads, args.checkpoint)
 
 
 if __name__ == "__main__":
