@@ -103,3 +103,22 @@ def test_encoder_stage_continues_from_the_encoder_the_folder_has(built, caplog):
         build_model.stage_encoder(built, minutes=0.01)
     assert "encoder: continuing from" in caplog.text
     assert json.loads((built / "config.json").read_text())["extra"]["encoder_training"]["steps"] > before
+
+
+def test_interrupted_generator_training_keeps_what_it_trained(tmp_path, monkeypatch):
+    from editgan.toy import train_generator
+
+    recipe = GeneratorRecipe(size=16, style_dim=32, n_mlp=1, channels={4: 16, 8: 16, 16: 8}, batch=4)
+    real_loss, calls = train_generator.reconstruction_loss, []
+
+    def loss_then_ctrl_c(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C would, in the middle of the third step
+        return real_loss(*args)
+    monkeypatch.setattr(train_generator, "reconstruction_loss", loss_then_ctrl_c)
+    tree = tmp_path / "g.safetensors"
+    train(tmp_path / "run", tmp_path / "model", minutes=10, recipe=recipe, threads=1, tree_checkpoint=tree)
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert json.loads((tmp_path / "model" / "generator_training.json").read_text())["step"] == 2
+    assert load_compact_checkpoint(tree, recipe)[2] == 2
