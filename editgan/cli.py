@@ -218,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     if rest and not getattr(args, "passes_options", False):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    long_running = getattr(args, "passes_options", False)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(message)s" if long_running else "%(message)s")
+    if long_running:  # train and evaluate report their progress (but not every library's chatter)
+        logging.getLogger("editgan").setLevel(logging.INFO)
     from .hub import ModelLoadError, PushError
     from .images import ImageError
     from .vectors import VectorError
