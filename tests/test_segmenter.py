@@ -84,7 +84,7 @@ def test_training_on_few_samples_learns_a_labelling():
 @torch.no_grad()
 def test_logits_at_selected_pixels_equal_the_full_map(mode):
     seg, feats = random_segmenter_and_features(mode, n_classes=4)
-    full = seg(feats, chunk=100)  # a small chunk exercises the chunked head
+    full = seg(feats, chunk=100)  # bands of 3 rows: the last one shorter
     torch.testing.assert_close(full, seg.forward_naive(feats), atol=1e-4, rtol=1e-4)
     yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
     disc = ((yy - 12) ** 2 + (xx - 20) ** 2 <= 36).nonzero()  # a brush-stroke-like ROI

@@ -108,9 +108,8 @@ class Segmenter(nn.Module):
             key = tuple((w.data_ptr(), w._version, w.device) for w in weights) + tuple(groups)
             if self._stacked_weights is not None and self._stacked_weights[0] == key:
                 return self._stacked_weights[1]
-        stacked = torch.cat(weights)
-        split = {res: torch.cat([stacked[:, self.offsets[i]:self.offsets[i + 1]] for i in indices], 1).T.contiguous()
-                 for res, indices in groups.items()}
+        split = {res: torch.cat([torch.cat([w[:, self.offsets[i]:self.offsets[i + 1]] for i in indices], 1)
+                                 for w in weights]).T.contiguous() for res, indices in groups.items()}
         if key is not None:
             self._stacked_weights = (key, split)
         return split
@@ -131,42 +130,26 @@ class Segmenter(nn.Module):
             groups.setdefault(tuple(f.shape[-2:]), []).append(i)
         return groups
 
-    def _project(self, weight: torch.Tensor, features: list[torch.Tensor], indices: list[int]) -> torch.Tensor:
-        """Σ over maps of one resolution of W_i · f_i, at that resolution: (N, out, h, w)."""
-        total = None
-        for i in indices:
-            part = torch.einsum("oc,nchw->nohw", weight[:, self.offsets[i]:self.offsets[i + 1]], features[i])
-            total = part if total is None else total + part
-        return total
-
-    def project_first_layer(self, member: PixelClassifier, features: list[torch.Tensor],
-                            size: tuple[int, int]) -> torch.Tensor:
-        """Σ_i up(W_i · f_i) + b: the first layer's output at full resolution, (N, h1, H, W)."""
-        weight, bias = member.first.weight, member.first.bias
-        total = None
-        for indices in self._resolution_groups(features).values():
-            up = self._upsample(self._project(weight, features, indices), size)
-            total = up if total is None else total + up
-        return total + bias[None, :, None, None]
-
     def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
-                chunk: int = 65536) -> torch.Tensor:
+                chunk: int = 2048) -> torch.Tensor:
         """Feature maps → mean logits (N, n_classes, H, W); H, W default to the largest map's size.
 
-        The per-pixel head runs on ``chunk`` pixels at a time, so memory beyond one member's first-layer map
-        stays small at any resolution.
+        Computed factorized, a band of about ``chunk`` pixels at a time (see :meth:`logits_at`): each band
+        projects only the source pixels it reads, so the memory beyond the feature maps stays that of one band
+        at any resolution, where the naive computation holds every upsampled map at full resolution.
         """
         self._check(features)
         size = size or tuple(features[-1].shape[-2:])
-        n = features[0].shape[0]
-        out = None
-        for member in self.members:
-            hidden = self.project_first_layer(member, features, size)
-            rows = hidden.permute(0, 2, 3, 1).reshape(n * size[0] * size[1], -1)
-            logits = torch.cat([member.head(rows[i:i + chunk]) for i in range(0, rows.shape[0], chunk)])
-            logits = logits.reshape(n, size[0], size[1], -1).permute(0, 3, 1, 2)
-            out = logits if out is None else out + logits
-        return out / len(self.members)
+        resolutions = list(self._resolution_groups(features))
+        band_rows = max(1, chunk // size[1])
+        columns = torch.arange(size[1], device=features[0].device)
+        bands = []
+        for top in range(0, size[0], band_rows):
+            rows = torch.arange(top, min(top + band_rows, size[0]), device=features[0].device)
+            pixels = torch.stack(torch.meshgrid(rows, columns, indexing="ij"), -1).reshape(-1, 2)
+            logits = self.logits_at(features, self.pixel_taps(pixels, size, resolutions))
+            bands.append(logits.reshape(logits.shape[0], rows.numel(), size[1], -1))
+        return torch.cat(bands, 1).permute(0, 3, 1, 2)
 
     def pixel_taps(self, pixels: torch.Tensor, size: tuple[int, int],
                    resolutions: list[tuple[int, int]]) -> "PixelTaps":
