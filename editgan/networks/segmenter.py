@@ -164,7 +164,7 @@ class Segmenter(nn.Module):
             tap_weights.append(corner_weights)
             n_sources += needed.numel()
         matrix = InterpolationMatrix(torch.cat(columns).cpu(), torch.cat(tap_weights).float().cpu(), n_sources)
-        return PixelTaps(pixels.shape[0], tuple(size), sources, matrix)
+        return PixelTaps(sources, matrix)
 
     def logits_at(self, features: list[torch.Tensor], pixels: "torch.Tensor | PixelTaps",
                   size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -288,7 +288,5 @@ class InterpolationMatrix:
 class PixelTaps:
     """Where a segmenter reads feature maps for P pixels of a canvas: the source pixels of each map resolution
     (flat indices) and the matrix that interpolates their projections to the P pixels."""
-    n_pixels: int
-    size: tuple[int, int]
     sources: dict[tuple[int, int], torch.Tensor]
     interpolate: InterpolationMatrix
