@@ -241,6 +241,13 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
     start = time.time()
     last_save = last_log = start
     log_path = run_dir / "log.jsonl"
+
+    def save(step: int, total_seconds: float) -> None:
+        """The run checkpoint and, when there is a model folder, the exported EMA weights."""
+        save_checkpoint(checkpoint, g, g_ema, optimizer, step, total_seconds, recipe)
+        if export_dir is not None:
+            export_generator(export_dir, g_ema, recipe, step, total_seconds)
+
     interrupted = False
     try:  # Ctrl-C or SIGTERM (see main) end the run early, keeping what it trained
         for z, real, labels in data:
@@ -262,10 +269,7 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
                 log.info("step %d loss %.4f", step, loss.item())
             done = (now - start) / 60 >= minutes
             if done or (now - last_save) / 60 >= save_every_minutes:
-                total = seconds + now - start
-                save_checkpoint(checkpoint, g, g_ema, optimizer, step, total, recipe)
-                if export_dir is not None:
-                    export_generator(export_dir, g_ema, recipe, step, total)
+                save(step, seconds + now - start)
                 last_save = now
             if done:
                 break
@@ -274,9 +278,7 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
         log.info("interrupted at step %d: saving", step)
     total = seconds + time.time() - start
     if interrupted:
-        save_checkpoint(checkpoint, g, g_ema, optimizer, step, total, recipe)
-        if export_dir is not None:
-            export_generator(export_dir, g_ema, recipe, step, total)
+        save(step, total)
     if tree_checkpoint is not None:
         save_compact_checkpoint(tree_checkpoint, g, optimizer, step, total)
 
