@@ -107,11 +107,24 @@ def test_logits_at_passes_the_same_gradient_to_the_features_as_the_full_map():
     for sparse in (True, False):
         leaves = [f.detach().clone().requires_grad_(True) for f in feats]
         logits = (seg.logits_at(leaves, pixels, (32, 32))[0] if sparse
-                  else seg(leaves)[0][:, pixels[:, 0], pixels[:, 1]].T)
+                  else seg.forward_naive(leaves)[0][:, pixels[:, 0], pixels[:, 1]].T)
         torch.nn.functional.cross_entropy(logits, target).backward()
         grads.append([f.grad for f in leaves])
     for sparse_grad, full_grad in zip(*grads):
         torch.testing.assert_close(sparse_grad, full_grad, atol=1e-5, rtol=1e-4)
+
+
+@torch.no_grad()
+def test_logits_at_in_training_mode_uses_the_batch_statistics_like_the_members():
+    """Evaluation mode folds the batch norms (tested above against the members); training mode must not."""
+    seg, feats = random_segmenter_and_features("bilinear", n_classes=4)
+    seg.train()
+    first = [f[:1] for f in feats]  # one sample: the naive path's batch is then the same pixels
+    everywhere = torch.stack(torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij"), -1).reshape(-1, 2)
+    logits = seg.logits_at(first, everywhere, (32, 32))
+    expected = seg.forward_naive(first).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(logits, seg.eval().logits_at(first, everywhere, (32, 32)), atol=1e-2)
 
 
 def test_sparse_and_gathered_interpolation_agree():

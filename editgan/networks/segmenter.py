@@ -93,6 +93,7 @@ class Segmenter(nn.Module):
             offsets.append(offsets[-1] + c)
         self.offsets = offsets
         self._stacked_weights: tuple[tuple, dict] | None = None  # see _members_first_weights
+        self._fused: tuple[tuple, FusedHeads] | None = None  # see _fused_heads
 
     def _members_first_weights(self, groups: dict[tuple[int, int], list[int]]) -> dict[tuple[int, int], torch.Tensor]:
         """All members' first-layer weights stacked, split by feature resolution: {(h, w): (C_group, M·h1)}.
@@ -155,16 +156,21 @@ class Segmenter(nn.Module):
                    resolutions: list[tuple[int, int]]) -> "PixelTaps":
         """What :meth:`logits_at` needs to read feature maps of these ``resolutions`` at ``pixels`` (P, 2) =
         (row, col) of the ``size`` canvas. An edit reads the same pixels every step, so it computes this once."""
-        sources, columns, tap_weights, n_sources = {}, [], [], 0
+        sources, direct, columns, tap_weights, n_sources = {}, [], [], [], 0
         for h, w in dict.fromkeys(tuple(r) for r in resolutions):
+            if (h, w) == tuple(size):  # read where the pixels are: upsampling to its own size is the identity
+                sources[(h, w)] = pixels[:, 0] * w + pixels[:, 1]
+                direct.append((h, w))
+                continue
             corners, corner_weights = tap_corners(bilinear_taps(pixels, (h, w), size, self.config.upsample_mode), w)
             needed, where = torch.unique(corners, return_inverse=True)  # the source pixels read, and which
             sources[(h, w)] = needed
             columns.append(where + n_sources)
             tap_weights.append(corner_weights)
             n_sources += needed.numel()
-        matrix = InterpolationMatrix(torch.cat(columns).cpu(), torch.cat(tap_weights).float().cpu(), n_sources)
-        return PixelTaps(sources, matrix)
+        matrix = (InterpolationMatrix(torch.cat(columns).cpu(), torch.cat(tap_weights).float().cpu(), n_sources)
+                  if columns else None)
+        return PixelTaps(sources, matrix, tuple(direct))
 
     def logits_at(self, features: list[torch.Tensor], pixels: "torch.Tensor | PixelTaps",
                   size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -176,7 +182,7 @@ class Segmenter(nn.Module):
         resolution, and the results are interpolated afterwards with one sparse matrix (four taps per pixel and
         resolution). A coarse map has far fewer such pixels than P (a 32-px map under a 4 000-pixel ROI of a
         256-px canvas: about 90), so this costs a fraction of projecting the P gathered pixels, and it equals the
-        full computation at those pixels.
+        full computation at those pixels. Maps as large as the canvas are read at the pixels themselves.
         """
         self._check(features)
         groups = self._resolution_groups(features)
@@ -184,21 +190,61 @@ class Segmenter(nn.Module):
         if set(taps.sources) != set(groups):
             raise ValueError(f"pixel taps were made for maps of sizes {list(taps.sources)}, got {list(groups)}")
         weights = self._members_first_weights(groups)
-        projected = []
+        direct, interpolated = None, []
         for resolution, indices in groups.items():
             needed = taps.sources[resolution].to(features[0].device)
-            sources = torch.cat([features[i].flatten(2).transpose(1, 2).index_select(1, needed) for i in indices],
-                                2)  # (N, U, C)
-            projected.append(sources @ weights[resolution])  # (N, U, out)
-        total = taps.interpolate(torch.cat(projected, 1))  # (N, P, out)
+            # gathered along the contiguous last axis: no transposed copy of the map, forward or backward
+            sources = torch.cat([features[i].flatten(2).index_select(2, needed) for i in indices], 1)  # (N, C, U)
+            projected = torch.stack([s.T @ weights[resolution] for s in sources])  # (N, U, out)
+            if resolution in taps.direct:
+                direct = projected if direct is None else direct + projected
+            else:
+                interpolated.append(projected)
+        total = direct
+        if interpolated:
+            total = taps.interpolate(torch.cat(interpolated, 1)) + (0 if direct is None else direct)
         n, p = total.shape[:2]
+        return self._heads(total.reshape(n * p, -1)).reshape(n, p, -1)
+
+    def _heads(self, first: torch.Tensor) -> torch.Tensor:
+        """Mean over members of everything after the first linear layer (without its bias), on (P, M·h1) rows."""
         h1 = self.members[0].first.out_features
-        out = None
-        # split, not slicing: the backward of one split is one concatenation, of each slice a zero-filled copy
-        for member, hidden in zip(self.members, total.split(h1, dim=2)):
-            logits = member.head((hidden + member.first.bias).reshape(n * p, h1)).reshape(n, p, -1)
-            out = logits if out is None else out + logits
-        return out / len(self.members)
+        if self.training:  # batch-norm statistics of this batch: member by member
+            out = 0
+            # split, not slicing: the backward of one split is one concatenation, of each slice a zero-filled copy
+            for member, hidden in zip(self.members, first.split(h1, dim=1)):
+                out = out + member.head(hidden + member.first.bias)
+            return out / len(self.members)
+        fused = self._fused_heads()
+        hidden = torch.relu(first + fused.bias1).view(first.shape[0], len(self.members), h1).transpose(0, 1)
+        hidden = torch.relu(torch.baddbmm(fused.bias2, hidden, fused.weight2))  # (M, P, h2)
+        return torch.bmm(hidden, fused.weight3).sum(0) + fused.bias3
+
+    def _fused_heads(self) -> "FusedHeads":
+        """The members' heads in evaluation mode as three batched layers, each batch norm folded into the linear
+        layer after it, and the ensemble mean folded into the last one: the same logits with a few large
+        operations instead of seven small ones a member. Cached until a parameter or statistic changes."""
+        tensors = [t for m in self.members for t in (*m.parameters(), *m.buffers())]
+        cacheable = not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+        key = tuple((t.data_ptr(), t._version, t.device) for t in tensors)
+        if cacheable and self._fused is not None and self._fused[0] == key:
+            return self._fused[1]
+        weights2, biases2, weights3, biases3 = [], [], [], []
+        for member in self.members:
+            _, _, norm1, linear2, _, norm2, linear3 = member.layers
+            w2, b2 = fold_batchnorm_into_linear(norm1, linear2)
+            w3, b3 = fold_batchnorm_into_linear(norm2, linear3)
+            weights2.append(w2.T)
+            biases2.append(b2)
+            weights3.append(w3.T)
+            biases3.append(b3)
+        m = len(self.members)
+        fused = FusedHeads(bias1=torch.cat([member.first.bias for member in self.members]),
+                           weight2=torch.stack(weights2), bias2=torch.stack(biases2)[:, None],
+                           weight3=torch.stack(weights3) / m, bias3=torch.stack(biases3).mean(0))
+        if cacheable:
+            self._fused = (key, fused)
+        return fused
 
     def forward_naive(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
         """DatasetGAN's computation: upsample all maps, concatenate, MLP per pixel. Reference for tests."""
@@ -287,6 +333,26 @@ class InterpolationMatrix:
 @dataclass
 class PixelTaps:
     """Where a segmenter reads feature maps for P pixels of a canvas: the source pixels of each map resolution
-    (flat indices) and the matrix that interpolates their projections to the P pixels."""
+    (flat indices) and the matrix that interpolates their projections to the P pixels. Maps of the canvas's own
+    size (``direct``) are read at the P pixels themselves, in order, and need no interpolation."""
     sources: dict[tuple[int, int], torch.Tensor]
-    interpolate: InterpolationMatrix
+    interpolate: InterpolationMatrix | None
+    direct: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class FusedHeads:
+    """All members' layers after the first, batched over members (M), batch norms folded in (see
+    :meth:`Segmenter._fused_heads`)."""
+    bias1: torch.Tensor  # (M·h1,) the first layer's biases
+    weight2: torch.Tensor  # (M, h1, h2)
+    bias2: torch.Tensor  # (M, 1, h2)
+    weight3: torch.Tensor  # (M, h2, K), divided by M
+    bias3: torch.Tensor  # (K,) mean over members
+
+
+def fold_batchnorm_into_linear(norm: nn.BatchNorm1d, linear: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``linear(norm(x))`` as one linear layer, with the norm's running statistics."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    shift = norm.bias - norm.running_mean * scale
+    return linear.weight * scale, linear.bias + linear.weight @ shift
