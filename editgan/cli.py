@@ -223,9 +223,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(message)s" if long_running else "%(message)s")
     if long_running:  # train and evaluate report their progress (but not every library's chatter)
         logging.getLogger("editgan").setLevel(logging.INFO)
+    from .cpu_memory import keep_freed_memory
     from .hub import ModelLoadError, PushError
     from .images import ImageError
     from .vectors import VectorError
+    keep_freed_memory()  # before any worker thread starts (see cpu_memory)
     try:
         args.func(args)
     except (ModelLoadError, PushError, ImageError, VectorError, ValueError, FileNotFoundError) as e:

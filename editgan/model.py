@@ -17,6 +17,7 @@ from PIL import Image
 
 from . import editing
 from .config import ConfigError, ModelConfig
+from .cpu_memory import keep_freed_memory
 from .editing import EditOptions, EmbedOptions, OptimizationResult, StepInfo
 from .hub import ModelLoadError, resolve
 from .images import load_image, to_tensor, to_uint8
@@ -85,6 +86,8 @@ class EditGANModel:
                  device: str | torch.device | None = None, source: str = ""):
         self.config = config
         self.device = choose_device(str(device) if device is not None else None)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # big CPU tensors: reuse mapped memory, not fresh pages every step
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         self.segmenter = segmenter.to(self.device).eval().requires_grad_(False) if segmenter else None
         self.encoder = encoder.to(self.device).eval().requires_grad_(False) if encoder else None
