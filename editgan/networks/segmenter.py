@@ -195,14 +195,16 @@ class Segmenter(nn.Module):
             needed = taps.sources[resolution].to(features[0].device)
             # gathered along the contiguous last axis: no transposed copy of the map, forward or backward
             sources = torch.cat([features[i].flatten(2).index_select(2, needed) for i in indices], 1)  # (N, C, U)
-            projected = torch.stack([s.T @ weights[resolution] for s in sources])  # (N, U, out)
+            projected = _batched_transposed_matmul(sources, weights[resolution])  # (N, U, out)
             if resolution in taps.direct:
                 direct = projected if direct is None else direct + projected
             else:
                 interpolated.append(projected)
         total = direct
         if interpolated:
-            total = taps.interpolate(torch.cat(interpolated, 1)) + (0 if direct is None else direct)
+            total = taps.interpolate(torch.cat(interpolated, 1))
+            if direct is not None:
+                total += direct  # in place: this is the largest tensor here
         n, p = total.shape[:2]
         return self._heads(total.reshape(n * p, -1)).reshape(n, p, -1)
 
@@ -216,7 +218,7 @@ class Segmenter(nn.Module):
                 out = out + member.head(hidden + member.first.bias)
             return out / len(self.members)
         fused = self._fused_heads()
-        hidden = torch.relu(first + fused.bias1).view(first.shape[0], len(self.members), h1).transpose(0, 1)
+        hidden = (first + fused.bias1).relu_().view(first.shape[0], len(self.members), h1).transpose(0, 1)
         hidden = torch.relu(torch.baddbmm(fused.bias2, hidden, fused.weight2))  # (M, P, h2)
         return torch.bmm(hidden, fused.weight3).sum(0) + fused.bias3
 
@@ -259,6 +261,13 @@ class Segmenter(nn.Module):
     def predict(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
         """Label map (N, H, W) int64: argmax of the ensemble's mean logits."""
         return self.forward(features, size).argmax(1)
+
+
+def _batched_transposed_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N, C, U), (C, K) → (N, U, K) = aᵀb per sample, without copying ``a`` transposed (nor stacking one)."""
+    if a.shape[0] == 1:
+        return (a[0].T @ b)[None]
+    return torch.stack([x.T @ b for x in a])
 
 
 def upsample_to(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
