@@ -3,7 +3,8 @@
 Measured for the embedded model (when present) and for random-weight StyleGAN2 models at 256 px (config-f)
 and 512 px with a 32-class, 10-member segmentation branch like EditGAN's car model: generator forward and
 forward+backward, one edit step, a 100-step edit, a preset-slider application, a 30-step refinement, and the
-segmentation branch's peak memory, factorized vs naive. Times are medians over repeats after a warm-up.
+segmentation branch's peak memory, factorized vs naive. Times are medians over repeats after a warm-up (the
+generator's forward+backward and the edit step, whose ratio is the edit loop's overhead, over 4× as many).
 On the big random models, the 100-step edit and 30-step refine are extrapolated from the measured step time
 unless ``--full`` is given (on a 2-core CPU they would take many minutes); the JSON says which.
 """
@@ -34,6 +35,7 @@ from .networks.stylegan2 import Generator
 log = logging.getLogger(__name__)
 
 RANDOM_MODELS = {"random-256": 256, "random-512": 512}
+STEP_SAMPLES_PER_REPEAT = 4
 
 
 def _sync(device: torch.device) -> None:
@@ -96,10 +98,13 @@ def bench_model(name: str, model: EditGANModel, repeats: int, full: bool, memory
     with torch.no_grad():
         result["generator_forward_ms"] = median_ms(lambda: g.synthesis(w), device, repeats)
 
+    # the edit step's overhead is a ratio of these two medians: both over more samples than the other timings
+    step_samples = STEP_SAMPLES_PER_REPEAT * repeats
+
     def fwd_bwd() -> None:
         wp = w.detach().requires_grad_(True)
         g.synthesis(wp).square().mean().backward()
-    result["generator_forward_backward_ms"] = median_ms(fwd_bwd, device, repeats)
+    result["generator_forward_backward_ms"] = median_ms(fwd_bwd, device, step_samples)
     if seg is None:
         return result
 
@@ -107,7 +112,7 @@ def bench_model(name: str, model: EditGANModel, repeats: int, full: bool, memory
     painted, target = _painted_disc(model, labels[0])
     roi = region_of_interest(labels[0], target, painted, [], 3)
     result["edit_roi_fraction"] = round(roi.float().mean().item(), 3)
-    steps = repeats + 1
+    steps = step_samples + 1  # the first step (one-time set-up) is not counted
 
     def edit_run(perceptual, n: int) -> Callable[[Callable], object]:
         return lambda cb: editing.optimize_toward_labels(g, seg, w, target, roi, image, perceptual,
@@ -116,7 +121,7 @@ def bench_model(name: str, model: EditGANModel, repeats: int, full: bool, memory
     per_step = _loop_step_times(edit_run(model.perceptual, steps))[1:]
     result["perceptual_loss"] = model.perceptual.name
     result["edit_step_ms"] = round(statistics.median(per_step), 2)
-    lpips_step = _loop_step_times(edit_run(LPIPS().to(device), steps))[1:]
+    lpips_step = _loop_step_times(edit_run(LPIPS().to(device), repeats + 1))[1:]
     result["edit_step_with_lpips_ms"] = round(statistics.median(lpips_step), 2)
     result["edit_step_overhead_x"] = round(result["edit_step_ms"] / result["generator_forward_backward_ms"], 2)
     result["edit_step_with_lpips_overhead_x"] = round(
@@ -154,6 +159,8 @@ def _vector_like(model: EditGANModel, delta: torch.Tensor):
 
 # -- segmenter memory: each path in a fresh process, so the peak is its own --------------------------------------
 def _memory_child(shapes: list[tuple[int, int, int]], config: dict, path: str, device: str, queue) -> None:
+    from .cpu_memory import return_freed_memory
+    return_freed_memory()  # so that the peak is of live memory, not of what the allocator kept
     torch.set_num_threads(2)
     dev = torch.device(device)
     seg = Segmenter(SegmenterConfig.from_dict(config)).to(dev).eval()
@@ -203,7 +210,8 @@ def segmenter_memory(g: Generator, config: SegmenterConfig, members: int, device
                           config.upsample_mode).to_dict()
     ctx = multiprocessing.get_context("spawn")
     out: dict = {"members": members, "measured_as": "CUDA max_memory_allocated" if device.type == "cuda"
-                 else "peak RSS above the RSS before the call (VmHWM after a clear_refs reset)"}
+                 else "peak RSS above the RSS before the call (VmHWM after a clear_refs reset), with glibc "
+                      "returning freed memory at once"}
     for path in ("factorized", "naive"):
         queue = ctx.Queue()
         proc = ctx.Process(target=_memory_child, args=(shapes, cfg, path, str(device), queue))

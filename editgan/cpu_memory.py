@@ -19,10 +19,25 @@ import sys
 log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameter numbers from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 _TRIM_THRESHOLD_BYTES = 2 ** 31 - 1  # mallopt takes an int: the largest it accepts
 _applied: bool | None = None
+
+
+def _mallopt():
+    """glibc's ``mallopt``, or None on other systems and C libraries."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # only glibc has it (and this mallopt)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
 
 
 def keep_freed_memory() -> bool:
@@ -32,18 +47,22 @@ def keep_freed_memory() -> bool:
     if _applied is not None:
         return _applied
     _applied = False
-    if not sys.platform.startswith("linux") or os.environ.get("EDITGAN_KEEP_FREED_MEMORY", "1") == "0":
+    mallopt = _mallopt()
+    if mallopt is None or os.environ.get("EDITGAN_KEEP_FREED_MEMORY", "1") == "0":
         return False
-    try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # only glibc has it (and this mallopt)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # one arena: a thread's own arena (Gradio runs handlers in worker threads) lives in 64 MB mmapped heaps
     # that the settings below cannot keep
     _applied = all(mallopt(parameter, value) for parameter, value in (
         (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)))
     log.debug("glibc allocator keeps freed memory: %s", _applied)
     return _applied
+
+
+def return_freed_memory() -> bool:
+    """The opposite, for measuring memory: every allocation over 128 kB gets its own mapping, returned to the
+    system when freed. glibc otherwise adapts its thresholds to what was freed before and keeps some freed memory,
+    so a process's peak memory would depend on the order of earlier allocations, not just on what was live."""
+    mallopt = _mallopt()
+    threshold = 128 * 1024
+    return mallopt is not None and all(mallopt(parameter, threshold)
+                                       for parameter in (_M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD))
