@@ -35,6 +35,26 @@ def test_every_stage_writes_its_part(built):
     assert model.presets["bigger_eyes"].classes == [4, 5, 6]  # eye white, iris, pupil
 
 
+def test_vectors_stage_keeps_the_candidate_that_transfers_best(built, monkeypatch):
+    scores = iter([0.4, 0.7, 0.5] * len(build_model.PRESETS))  # the second candidate of each preset is best
+    kept = []
+    real_score = build_model.transfer_score
+
+    def scored(model, vector, validation, refine_steps):
+        assert len(validation) == 1 and refine_steps == 30
+        real_score(model, vector, validation, 1)  # the real scoring runs (shortened), its value is replaced
+        kept.append(vector.delta.copy())
+        return next(scores)
+    monkeypatch.setattr(build_model, "transfer_score", scored)
+    build_model.stage_vectors(built, steps=2, examples=1, candidates=3, validation_faces=1)
+    chosen = json.loads((built / "config.json").read_text())["extra"]["vectors"]["chosen"]
+    assert chosen["bigger_eyes"]["validation_miou"] == 0.7 and len(chosen["bigger_eyes"]["example_seeds"]) == 1
+    saved = EditGANModel.from_folder(built).presets["bigger_eyes"].delta
+    np.testing.assert_allclose(saved, kept[1], atol=1e-6)
+    assert not np.allclose(kept[0], kept[1])  # candidates come from different example faces
+    assert "of 3 such vectors from different example faces" in build_model.stage_card(built, None, None).read_text()
+
+
 def test_segmenter_stage_refuses_many_shot(built):
     with pytest.raises(ValueError, match="at most 32"):
         build_model.stage_segmenter(built, samples=33, epochs=1)
@@ -44,7 +64,9 @@ def test_evaluation_reports_all_metrics(built, tmp_path):
     model = EditGANModel.from_folder(built)
     report = evaluate.evaluate(model, n_faces=1, embed_steps=2, edit_steps=2, refine_steps=2,
                                edits=["bigger_eyes", "close_mouth", "open_mouth"], grid_path=tmp_path / "grid.png")
-    assert set(report["embedding"]) == {"psnr", "miou"}
+    assert set(report["embedding"]) == {"psnr", "miou", "class_iou"}
+    assert {"background", "skin"} <= set(report["embedding"]["class_iou"])  # every face has them
+    assert all(0 <= iou <= 1 for iou in report["embedding"]["class_iou"].values())
     for method in ("mask", "vector", "vector_refined"):
         assert set(report[method]) == {"miou_roi", "psnr_outside_roi", "psnr_vs_truth"}
     assert {"embed", "edit", "vector", "refine"} <= set(report["timings_s"])
@@ -57,6 +79,7 @@ def test_metrics():
     b[0, 0] = 1
     assert evaluate.miou(a, a) == 1.0
     assert evaluate.miou(b, a) == pytest.approx((15 / 16 + 0) / 2)
+    assert evaluate.class_ious(b, a) == {0: pytest.approx(15 / 16), 1: 0.0}
     img = np.zeros((4, 4, 3), np.uint8)
     assert evaluate.psnr(img, img) == 99.0
     assert evaluate.psnr(img, img + 1) == pytest.approx(20 * np.log10(255), rel=1e-6)
@@ -68,7 +91,7 @@ def test_model_card_tells_training_and_scores(built, tmp_path):
     (tmp_path / "eval.json").write_text(json.dumps(report))
     card = build_model.stage_card(built, tmp_path / "eval.json", None).read_text()
     assert card.startswith("---") and "## How it was trained" in card and "## Edit quality" in card
-    assert "PSNR outside ROI" in card and "| eye_white |" in card
+    assert "PSNR outside ROI" in card and "| eye_white |" in card and "Embedding IoU by class: background" in card
 
 
 def test_cli_passes_stage_options_through(built, capsys):

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ FOLDER = Path("assets/models/toy-faces")
 SEGMENTER = SegmenterSettings(n_members=4, hidden=(128, 32))
 ANNOTATION_SEED = 1_000  # labelled samples for the segmenter
 VECTOR_SEED = 2_000  # the one example face of each preset
+VALIDATION_SEED = 3_000  # faces that choose among candidate examples (see stage_vectors)
 PRESETS = {  # renderer edit → how the app shows it
     "bigger_eyes": ("Bigger eyes", (-1.5, 1.5)),
     "close_mouth": ("Close mouth", (-1.5, 1.5)),
@@ -76,7 +78,7 @@ def faces_from_seeds(g: Generator, seeds: list[int]) -> tuple[torch.Tensor, np.n
 
 
 # -- stages ---------------------------------------------------------------------------------------------------
-def stage_segmenter(folder: Path, samples: int, epochs: int, class_balance: float = 0.5) -> None:
+def stage_segmenter(folder: Path, samples: int, epochs: int, class_balance: float = 0.25) -> None:
     """DatasetGAN: a few generator samples labelled by the renderer's ground truth → an ensemble of MLPs."""
     if samples > 32:
         raise ValueError("the point is few-shot: use at most 32 labelled samples")
@@ -147,36 +149,81 @@ def paint_true_edit(model: EditGANModel, params: np.ndarray, edit: str, current_
     return apply_paint(current_labels, painted, true_labels.astype(np.int64)), painted
 
 
-def stage_vectors(folder: Path, steps: int, examples: int) -> None:
-    """Learn each preset the EditGAN way: mask-edit one example face, keep δw+ as the vector."""
-    config = base_config(folder)
-    model = EditGANModel.from_folder(folder, device="cpu")
-    presets = []
-    for k, (name, (display, scale_range)) in enumerate(PRESETS.items()):
-        deltas = []
-        seed = VECTOR_SEED + 10 * k
-        while len(deltas) < examples:
-            params = faces.sample_params(seed)
-            seed += 1
-            if faces.apply_edit(params, name).tolist() == params.tolist():
-                continue  # this face already has the edit (e.g. a closed mouth for "close_mouth")
+def _example_edits(model: EditGANModel, name: str, first_seed: int):
+    """Generator samples from ``first_seed`` on, each with the true edit painted as a user would: yields
+    (seed, latent, label map, wanted label map, painted mask). Faces that already show the edit are skipped."""
+    seed = first_seed
+    while True:
+        params = faces.sample_params(seed)
+        if faces.apply_edit(params, name).tolist() != params.tolist():
             wplus = model.generator.to_wplus(model.generator.mapping(z_from_params(params, model.style_dim, seed)))
             current = model.render(wplus[0].numpy())
             wanted, painted = paint_true_edit(model, params, name, current.labels)
-            if painted.sum() < 4:
-                continue
-            outcome = model.edit(current.wplus, wanted, painted, classes=faces.EDITS[name].classes,
-                                 steps=steps, name=name)
-            deltas.append(outcome.vector.delta)
-            log.info("preset %s: example %d learned (final loss %.3f)", name, len(deltas), outcome.losses[-1])
-        from ..vectors import EditingVector
-        vector = EditingVector(name, np.mean(deltas, axis=0), list(faces.EDITS[name].classes), display,
-                               scale_range, 1.0, 30)
-        vector.save(folder / "vectors" / f"{name}.safetensors")
+            if painted.sum() >= 4:
+                yield seed, current.wplus, current.labels, wanted, painted
+        seed += 1
+
+
+def transfer_score(model: EditGANModel, vector, validation: list[tuple], refine_steps: int) -> float:
+    """Mean mIoU, inside each edit's region of interest, between the true edited label map and what the vector
+    (scale 1, then ``refine_steps`` of refinement) gives on the validation faces of :func:`_example_edits`."""
+    from ..labels import region_of_interest
+    from .evaluate import miou
+    scores = []
+    for _, wplus, labels, wanted, painted in validation:
+        roi = region_of_interest(torch.from_numpy(labels), torch.from_numpy(wanted), torch.from_numpy(painted),
+                                 vector.classes, 3).numpy()
+        outcome = model.apply_vectors(wplus, [(vector, 1.0)], refine_steps)
+        scores.append(miou(outcome.labels, wanted, roi))
+    return float(np.mean(scores))
+
+
+def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, validation_faces: int = 6) -> None:
+    """Learn each preset the EditGAN way: mask-edit one example face, keep δw+ as the vector.
+
+    ``examples`` > 1 averages that many examples' vectors. With ``candidates`` > 1, that many vectors are
+    learned from different example faces and the one that transfers best to ``validation_faces`` other faces
+    (after the app's default refinement) is kept: a fixed vector over- or undershoots on faces that need more or
+    less of the edit than its example did, and some examples sit nearer the typical need than others.
+    """
+    from ..vectors import EditingVector
+    config = base_config(folder)
+    model = EditGANModel.from_folder(folder, device="cpu")
+    presets, chosen = [], {}
+    for k, (name, (display, scale_range)) in enumerate(PRESETS.items()):
+        classes = list(faces.EDITS[name].classes)
+        examples_faces = _example_edits(model, name, VECTOR_SEED + 10 * k)
+        validation = (list(islice(_example_edits(model, name, VALIDATION_SEED + 100 * k), validation_faces))
+                      if candidates > 1 else [])
+        best = None
+        for candidate in range(candidates):
+            deltas, seeds = [], []
+            for _ in range(examples):
+                seed, wplus, _, wanted, painted = next(examples_faces)
+                outcome = model.edit(wplus, wanted, painted, classes=classes, steps=steps, name=name)
+                deltas.append(outcome.vector.delta)
+                seeds.append(seed)
+            vector = EditingVector(name, np.mean(deltas, axis=0), classes, display, scale_range, 1.0, 30)
+            score = transfer_score(model, vector, validation, 30) if validation else float("nan")
+            log.info("preset %s: vector from example face(s) %s, validation mIoU %.3f", name, seeds, score)
+            if best is None or score > best[0]:
+                best = (score, vector, seeds)
+        best[1].save(folder / "vectors" / f"{name}.safetensors")
+        chosen[name] = {"example_seeds": best[2]} | ({"validation_miou": round(best[0], 3)} if validation else {})
         presets.append(PresetInfo(name, display, scale_range, 1.0, 30))
     config.presets = presets
-    config.extra["vectors"] = {"examples_per_preset": examples, "edit_steps": steps}
+    config.extra["vectors"] = {"examples_per_preset": examples, "edit_steps": steps, "candidates": candidates,
+                               "validation_faces": validation_faces if candidates > 1 else 0, "chosen": chosen}
     config.save(folder)
+
+
+def _presets_summary(record: dict) -> str:
+    text = (f"each learned by mask-editing {record.get('examples_per_preset', 1)} example face(s), painting the "
+            "renderer's true edited label map")
+    if record.get("candidates", 1) > 1:
+        text += (f"; of {record['candidates']} such vectors from different example faces, the one that transferred "
+                 f"best to {record['validation_faces']} validation faces (scale 1 + 30 refinement steps) was kept")
+    return text
 
 
 def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Path:
@@ -201,8 +248,7 @@ def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Pat
         ["encoder", "image → w+ on generator samples: latent MSE + image L1",
          f"{extra.get('encoder_training', {}).get('steps', '?')} steps, "
          f"{extra.get('encoder_training', {}).get('seconds', '?')} s"],
-        ["presets", f"each learned by mask-editing {extra.get('vectors', {}).get('examples_per_preset', 1)} example "
-                    "face(s), painting the renderer's true edited label map", "seconds each"],
+        ["presets", _presets_summary(extra.get("vectors", {})), "seconds each"],
     ]) + [""]
     if evaluation is not None and evaluation.is_file():
         report = json.loads(evaluation.read_text())
@@ -212,6 +258,9 @@ def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Pat
                   f"renderer. Perceptual loss: {report['perceptual_loss']}.", "",
                   f"Embedding: PSNR {report['embedding']['psnr']} dB, label-map mIoU {report['embedding']['miou']}.",
                   ""]
+        if "class_iou" in report["embedding"]:
+            lines += ["Embedding IoU by class: " + ", ".join(
+                f"{name} {iou}" for name, iou in report["embedding"]["class_iou"].items()) + ".", ""]
         rows = [[method, report[method]["miou_roi"], report[method]["psnr_outside_roi"],
                  report[method]["psnr_vs_truth"]] for method in ("mask", "vector", "vector_refined")
                 if method in report]
@@ -236,13 +285,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m editgan train", description=__doc__.split("\n")[0])
     parser.add_argument("stage", choices=["segmenter", "encoder", "vectors", "card"])
     parser.add_argument("--folder", type=Path, default=FOLDER)
-    parser.add_argument("--samples", type=int, default=24, help="segmenter: labelled samples (≤ 32)")
-    parser.add_argument("--epochs", type=int, default=6, help="segmenter: epochs over the labelled pixels")
-    parser.add_argument("--class-balance", type=float, default=0.5,
+    parser.add_argument("--samples", type=int, default=32, help="segmenter: labelled samples (≤ 32)")
+    parser.add_argument("--epochs", type=int, default=10, help="segmenter: epochs over the labelled pixels")
+    parser.add_argument("--class-balance", type=float, default=0.25,
                         help="segmenter: CE weights ∝ class frequency^-x (0: plain CE)")
     parser.add_argument("--minutes", type=float, default=15.0, help="encoder: training time")
     parser.add_argument("--steps", type=int, default=100, help="vectors: mask-editing steps per example")
     parser.add_argument("--examples", type=int, default=1, help="vectors: examples averaged per preset")
+    parser.add_argument("--candidates", type=int, default=1,
+                        help="vectors: learn this many and keep the one that transfers best to validation faces")
     parser.add_argument("--evaluation", type=Path, default=None, help="card: JSON from python -m editgan evaluate")
     parser.add_argument("--bench", type=Path, default=None, help="card: JSON from python -m editgan bench")
     args = parser.parse_args(argv)
@@ -253,6 +304,6 @@ def main(argv: list[str] | None = None) -> None:
     elif args.stage == "encoder":
         stage_encoder(args.folder, args.minutes)
     elif args.stage == "vectors":
-        stage_vectors(args.folder, args.steps, args.examples)
+        stage_vectors(args.folder, args.steps, args.examples, args.candidates)
     else:
         print(stage_card(args.folder, args.evaluation, args.bench))

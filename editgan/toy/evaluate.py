@@ -40,15 +40,21 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
-def miou(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Mean IoU over the classes present in either map (within ``mask``)."""
+def class_ious(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> dict[int, float]:
+    """IoU of every class present in either map (within ``mask``)."""
     if mask is not None:
         predicted, truth = predicted[mask], truth[mask]
-    ious = []
+    ious = {}
     for c in np.union1d(np.unique(predicted), np.unique(truth)):
         p, t = predicted == c, truth == c
-        ious.append((p & t).sum() / max((p | t).sum(), 1))
-    return float(np.mean(ious)) if ious else 1.0
+        ious[int(c)] = float((p & t).sum() / max((p | t).sum(), 1))
+    return ious
+
+
+def miou(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean IoU over the classes present in either map (within ``mask``)."""
+    ious = class_ious(predicted, truth, mask)
+    return float(np.mean(list(ious.values()))) if ious else 1.0
 
 
 def edit_metrics(outcome: EditOutcome, reconstruction: EditOutcome, true_image: np.ndarray,
@@ -71,7 +77,9 @@ def evaluate(model: EditGANModel, n_faces: int = 20, embed_steps: int = 100, edi
         start = time.perf_counter()
         recon = model.embed(image, steps=embed_steps)
         timings["embed"].append(time.perf_counter() - start)
-        rows["embed"].append({"psnr": psnr(recon.image, image), "miou": miou(recon.labels, labels)})
+        ious = class_ious(recon.labels, labels)
+        rows["embed"].append({"psnr": psnr(recon.image, image), "miou": float(np.mean(list(ious.values()))),
+                              "class_iou": ious})
         for name in edits:
             edited = faces.apply_edit(params, name)
             if np.array_equal(edited, params):
@@ -119,7 +127,10 @@ def summarize(rows: dict, timings: dict, model: EditGANModel, n_faces: int, embe
         "steps": {"embed": embed_steps, "edit": edit_steps, "refine": refine_steps},
         "perceptual_loss": model.perceptual.name,
         "embedding": {"psnr": _mean([r["psnr"] for r in rows["embed"]]),
-                      "miou": _mean([r["miou"] for r in rows["embed"]])},
+                      "miou": _mean([r["miou"] for r in rows["embed"]]),
+                      "class_iou": {name: _mean([r["class_iou"][c] for r in rows["embed"] if c in r["class_iou"]])
+                                    for c, name in enumerate(model.config.class_names)
+                                    if any(c in r["class_iou"] for r in rows["embed"])}},
         "timings_s": {k: round(statistics.median(v), 3) for k, v in timings.items() if v},
         "per_edit": {},
     }
