@@ -51,10 +51,14 @@ def class_ious(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None
     return ious
 
 
+def mean_iou(ious: dict[int, float]) -> float:
+    """The mean of :func:`class_ious` (1 when no class is present: an empty mask)."""
+    return float(np.mean(list(ious.values()))) if ious else 1.0
+
+
 def miou(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean IoU over the classes present in either map (within ``mask``)."""
-    ious = class_ious(predicted, truth, mask)
-    return float(np.mean(list(ious.values()))) if ious else 1.0
+    return mean_iou(class_ious(predicted, truth, mask))
 
 
 def edit_metrics(outcome: EditOutcome, reconstruction: EditOutcome, true_image: np.ndarray,
@@ -78,8 +82,7 @@ def evaluate(model: EditGANModel, n_faces: int = 20, embed_steps: int = 100, edi
         recon = model.embed(image, steps=embed_steps)
         timings["embed"].append(time.perf_counter() - start)
         ious = class_ious(recon.labels, labels)
-        rows["embed"].append({"psnr": psnr(recon.image, image), "miou": float(np.mean(list(ious.values()))),
-                              "class_iou": ious})
+        rows["embed"].append({"psnr": psnr(recon.image, image), "miou": mean_iou(ious), "class_iou": ious})
         for name in edits:
             edited = faces.apply_edit(params, name)
             if np.array_equal(edited, params):
