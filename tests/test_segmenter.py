@@ -127,6 +127,24 @@ def test_logits_at_in_training_mode_uses_the_batch_statistics_like_the_members()
     assert not torch.allclose(logits, seg.eval().logits_at(first, everywhere, (32, 32)), atol=1e-2)
 
 
+@torch.no_grad()
+def test_cached_weights_follow_changes_to_the_segmenter():
+    """The stacked first layers and the folded heads are cached between edit steps; changing a weight in place,
+    loading other weights or updating a batch-norm statistic must not leave stale copies in use."""
+    seg, feats = random_segmenter_and_features("bilinear", n_classes=4)
+    pixels = torch.stack([torch.randint(0, 32, (40,)), torch.randint(0, 32, (40,))], 1)
+    seg.logits_at(feats, pixels, (32, 32))  # fills both caches
+    seg.members[0].first.weight.mul_(2)
+    seg.members[1].layers[2].running_mean.add_(1)
+    other = Segmenter(seg.config).eval()
+    randomize_batchnorm(other)
+    for changed in (seg, other):
+        if changed is other:
+            seg.load_state_dict(other.state_dict())
+        expected = changed.forward_naive(feats)[:, :, pixels[:, 0], pixels[:, 1]].permute(0, 2, 1)
+        torch.testing.assert_close(seg.logits_at(feats, pixels, (32, 32)), expected, atol=1e-4, rtol=1e-4)
+
+
 def test_sparse_and_gathered_interpolation_agree():
     """The gathered path is what MPS runs; both must give the same values and gradients."""
     values = torch.randn(2, 7, 5)

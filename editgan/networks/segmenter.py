@@ -99,14 +99,12 @@ class Segmenter(nn.Module):
         """All members' first-layer weights stacked, split by feature resolution: {(h, w): (C_group, M·h1)}.
 
         Editing calls this every step with frozen weights, so the stacked copy is kept until a weight changes
-        (in place: its version counter moves; replaced or moved: its storage does). Weights that need gradients
-        (training) are never cached.
+        (see :func:`frozen_key`).
         """
         weights = [m.first.weight for m in self.members]
-        if any(w.requires_grad for w in weights) and torch.is_grad_enabled():
-            key = None
-        else:
-            key = tuple((w.data_ptr(), w._version, w.device) for w in weights) + tuple(groups)
+        key = frozen_key(weights)
+        if key is not None:
+            key += tuple(groups)
             if self._stacked_weights is not None and self._stacked_weights[0] == key:
                 return self._stacked_weights[1]
         split = {res: torch.cat([torch.cat([w[:, self.offsets[i]:self.offsets[i + 1]] for i in indices], 1)
@@ -226,10 +224,8 @@ class Segmenter(nn.Module):
         """The members' heads in evaluation mode as three batched layers, each batch norm folded into the linear
         layer after it, and the ensemble mean folded into the last one: the same logits with a few large
         operations instead of seven small ones a member. Cached until a parameter or statistic changes."""
-        tensors = [t for m in self.members for t in (*m.parameters(), *m.buffers())]
-        cacheable = not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
-        key = tuple((t.data_ptr(), t._version, t.device) for t in tensors)
-        if cacheable and self._fused is not None and self._fused[0] == key:
+        key = frozen_key([t for m in self.members for t in (*m.parameters(), *m.buffers())])
+        if key is not None and self._fused is not None and self._fused[0] == key:
             return self._fused[1]
         weights2, biases2, weights3, biases3 = [], [], [], []
         for member in self.members:
@@ -244,7 +240,7 @@ class Segmenter(nn.Module):
         fused = FusedHeads(bias1=torch.cat([member.first.bias for member in self.members]),
                            weight2=torch.stack(weights2), bias2=torch.stack(biases2)[:, None],
                            weight3=torch.stack(weights3) / m, bias3=torch.stack(biases3).mean(0))
-        if cacheable:
+        if key is not None:
             self._fused = (key, fused)
         return fused
 
@@ -358,6 +354,15 @@ class FusedHeads:
     bias2: torch.Tensor  # (M, 1, h2)
     weight3: torch.Tensor  # (M, h2, K), divided by M
     bias3: torch.Tensor  # (K,) mean over members
+
+
+def frozen_key(tensors: list[torch.Tensor]) -> tuple | None:
+    """What a value derived from ``tensors`` may be cached under: it changes when one of them is changed in place
+    (its version counter moves), replaced or moved (its storage does). None when gradients must flow to them
+    (training): a cached value would cut them off."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None
+    return tuple((t.data_ptr(), t._version, t.device) for t in tensors)
 
 
 def fold_batchnorm_into_linear(norm: nn.BatchNorm1d, linear: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
