@@ -5,7 +5,8 @@ to the system when it is freed, so each generator pass touches its big tensors' 
 and on virtual machines those page faults are slow: measured here, they were more than half the time of a 512-px
 forward+backward pass (2.0 s → 0.87 s with this setting), and made timings swing ±30 % from run to run.
 Turning ``mmap`` off (M_MMAP_MAX = 0), raising the trim threshold and using one arena for all threads keeps
-freed memory in the heap, where the next step finds it already mapped. The cost: the process keeps its peak memory instead of returning it.
+freed memory in the heap, where the next step finds it already mapped. The cost: the process keeps its peak
+memory instead of returning it.
 
 Set ``EDITGAN_KEEP_FREED_MEMORY=0`` to leave the allocator alone.
 """

@@ -37,6 +37,7 @@ SEGMENTER = SegmenterSettings(n_members=4, hidden=(128, 32))
 ANNOTATION_SEED = 1_000  # labelled samples for the segmenter
 VECTOR_SEED = 2_000  # the one example face of each preset
 VALIDATION_SEED = 3_000  # faces that choose among candidate examples (see stage_vectors)
+PRESET_SCALE, PRESET_REFINE_STEPS = 1.0, 30  # the sliders' defaults, also how candidates are scored
 PRESETS = {  # renderer edit → how the app shows it
     "bigger_eyes": ("Bigger eyes", (-1.5, 1.5)),
     "close_mouth": ("Close mouth", (-1.5, 1.5)),
@@ -167,13 +168,15 @@ def _example_edits(model: EditGANModel, name: str, first_seed: int):
 def transfer_score(model: EditGANModel, vector, validation: list[tuple], refine_steps: int) -> float:
     """Mean mIoU, inside each edit's region of interest, between the true edited label map and what the vector
     (scale 1, then ``refine_steps`` of refinement) gives on the validation faces of :func:`_example_edits`."""
+    from ..editing import EditOptions
     from ..labels import region_of_interest
     from .evaluate import miou
+    dilation = EditOptions().roi_dilation  # the region a mask edit of this face would get
     scores = []
     for _, wplus, labels, wanted, painted in validation:
         roi = region_of_interest(torch.from_numpy(labels), torch.from_numpy(wanted), torch.from_numpy(painted),
-                                 vector.classes, 3).numpy()
-        outcome = model.apply_vectors(wplus, [(vector, 1.0)], refine_steps)
+                                 vector.classes, dilation).numpy()
+        outcome = model.apply_vectors(wplus, [(vector, PRESET_SCALE)], refine_steps)
         scores.append(miou(outcome.labels, wanted, roi))
     return float(np.mean(scores))
 
@@ -196,21 +199,22 @@ def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, 
         validation = (list(islice(_example_edits(model, name, VALIDATION_SEED + 100 * k), validation_faces))
                       if candidates > 1 else [])
         best = None
-        for candidate in range(candidates):
+        for _candidate in range(candidates):
             deltas, seeds = [], []
             for _ in range(examples):
                 seed, wplus, _, wanted, painted = next(examples_faces)
                 outcome = model.edit(wplus, wanted, painted, classes=classes, steps=steps, name=name)
                 deltas.append(outcome.vector.delta)
                 seeds.append(seed)
-            vector = EditingVector(name, np.mean(deltas, axis=0), classes, display, scale_range, 1.0, 30)
-            score = transfer_score(model, vector, validation, 30) if validation else float("nan")
+            vector = EditingVector(name, np.mean(deltas, axis=0), classes, display, scale_range, PRESET_SCALE,
+                                   PRESET_REFINE_STEPS)
+            score = transfer_score(model, vector, validation, PRESET_REFINE_STEPS) if validation else float("nan")
             log.info("preset %s: vector from example face(s) %s, validation mIoU %.3f", name, seeds, score)
             if best is None or score > best[0]:
                 best = (score, vector, seeds)
         best[1].save(folder / "vectors" / f"{name}.safetensors")
         chosen[name] = {"example_seeds": best[2]} | ({"validation_miou": round(best[0], 3)} if validation else {})
-        presets.append(PresetInfo(name, display, scale_range, 1.0, 30))
+        presets.append(PresetInfo(name, display, scale_range, PRESET_SCALE, PRESET_REFINE_STEPS))
     config.presets = presets
     config.extra["vectors"] = {"examples_per_preset": examples, "edit_steps": steps, "candidates": candidates,
                                "validation_faces": validation_faces if candidates > 1 else 0, "chosen": chosen}
@@ -222,7 +226,8 @@ def _presets_summary(record: dict) -> str:
             "renderer's true edited label map")
     if record.get("candidates", 1) > 1:
         text += (f"; of {record['candidates']} such vectors from different example faces, the one that transferred "
-                 f"best to {record['validation_faces']} validation faces (scale 1 + 30 refinement steps) was kept")
+                 f"best to {record['validation_faces']} validation faces "
+                 f"(scale {PRESET_SCALE:g} + {PRESET_REFINE_STEPS} refinement steps) was kept")
     return text
 
 
