@@ -67,7 +67,7 @@ def test_evaluation_reports_all_metrics(built, tmp_path):
     assert set(report["embedding"]) == {"psnr", "miou", "class_iou"}
     assert {"background", "skin"} <= set(report["embedding"]["class_iou"])  # every face has them
     assert all(0 <= iou <= 1 for iou in report["embedding"]["class_iou"].values())
-    for method in ("mask", "vector", "vector_refined"):
+    for method in ("mask", "vector", "vector_refined", "truth_embedded"):
         assert set(report[method]) == {"miou_roi", "psnr_outside_roi", "psnr_vs_truth"}
     assert {"embed", "edit", "vector", "refine"} <= set(report["timings_s"])
     assert (tmp_path / "grid.png").is_file()
@@ -92,6 +92,8 @@ def test_model_card_tells_training_and_scores(built, tmp_path):
     card = build_model.stage_card(built, tmp_path / "eval.json", None).read_text()
     assert card.startswith("---") and "## How it was trained" in card and "## Edit quality" in card
     assert "PSNR outside ROI" in card and "| eye_white |" in card and "Embedding IoU by class: background" in card
+    assert "| ceiling: the true edited picture, embedded |" in card and "| close_mouth |" in card
+    assert "of the ceiling's" in card
 
 
 def test_cli_passes_stage_options_through(built, capsys):
