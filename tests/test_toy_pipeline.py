@@ -96,6 +96,14 @@ def test_model_card_tells_training_and_scores(built, tmp_path):
     assert "of the ceiling's" in card
 
 
+def test_a_rebuilt_card_keeps_its_hand_written_status(built):
+    card = build_model.stage_card(built, None, None)
+    card.write_text(card.read_text() + "## Status\n\nVersion 9: why the presets fall short.\n")
+    rebuilt = build_model.stage_card(built, None, None).read_text()
+    assert rebuilt.endswith("## Status\n\nVersion 9: why the presets fall short.\n")
+    assert rebuilt.count("## Status") == 1 and "## How it was trained" in rebuilt
+
+
 def test_cli_passes_stage_options_through(built, capsys):
     from editgan.cli import main
     assert main(["train", "card", "--folder", str(built)]) == 0

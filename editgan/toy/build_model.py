@@ -307,8 +307,18 @@ def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Pat
             lines += markdown_table(["measure", "value"], [[k, v] for k, v in embedded.items()
                                                            if not isinstance(v, dict)]) + [""]
     path = folder / "README.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    status = _status_section(path.read_text(encoding="utf-8")) if path.is_file() else ""
+    path.write_text("\n".join(lines) + "\n" + status, encoding="utf-8")
     return path
+
+
+STATUS_HEADING = "## Status"
+
+
+def _status_section(card: str) -> str:
+    """The card's hand-written status section (from its heading to the end), which a rebuilt card keeps."""
+    start = card.find("\n" + STATUS_HEADING + "\n")
+    return card[start + 1:] if start >= 0 else ""
 
 
 def main(argv: list[str] | None = None) -> None:
