@@ -37,6 +37,7 @@ SEGMENTER = SegmenterSettings(n_members=4, hidden=(128, 32))
 ANNOTATION_SEED = 1_000  # labelled samples for the segmenter
 VECTOR_SEED = 2_000  # the one example face of each preset
 VALIDATION_SEED = 3_000  # faces that choose among candidate examples (see stage_vectors)
+STATUS_HEADING = "## Status"  # the model card's hand-written section, kept when the card is rebuilt
 PRESET_SCALE, PRESET_REFINE_STEPS = 1.0, 30  # the sliders' defaults, also how candidates are scored
 PRESETS = {  # renderer edit → how the app shows it
     "bigger_eyes": ("Bigger eyes", (-1.5, 1.5)),
@@ -253,8 +254,8 @@ def _edit_quality_lines(report: dict) -> list[str]:
     if {"mask", "vector_refined", "truth_embedded"} <= set(report):
         refined, mask, ceiling = (report[m]["miou_roi"] for m in ("vector_refined", "mask", "truth_embedded"))
         lines += [f"The refined presets reach {_share(refined, mask)} of the mask edit's ROI mIoU and "
-                  f"{_share(refined, ceiling)} of the ceiling's. The ceiling is the true edited picture itself, embedded "
-                  "like a photo: as close to the true edit as this generator and segmenter get without seeing the "
+                  f"{_share(refined, ceiling)} of the ceiling's. The ceiling is the true edited picture itself, "
+                  "embedded like a photo: as close to the true edit as this generator and segmenter get without seeing the "
                   "true label map. A mask edit scores above it because it optimizes toward that map inside the ROI.",
                   ""]
     return lines
@@ -310,9 +311,6 @@ def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Pat
     status = _status_section(path.read_text(encoding="utf-8")) if path.is_file() else ""
     path.write_text("\n".join(lines) + "\n" + status, encoding="utf-8")
     return path
-
-
-STATUS_HEADING = "## Status"
 
 
 def _status_section(card: str) -> str:
