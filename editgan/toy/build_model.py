@@ -255,8 +255,9 @@ def _edit_quality_lines(report: dict) -> list[str]:
         refined, mask, ceiling = (report[m]["miou_roi"] for m in ("vector_refined", "mask", "truth_embedded"))
         lines += [f"The refined presets reach {_share(refined, mask)} of the mask edit's ROI mIoU and "
                   f"{_share(refined, ceiling)} of the ceiling's. The ceiling is the true edited picture itself, "
-                  "embedded like a photo: as close to the true edit as this generator and segmenter get without seeing the "
-                  "true label map. A mask edit scores above it because it optimizes toward that map inside the ROI.",
+                  "embedded like a photo: as close to the true edit as this generator and segmenter get without "
+                  "seeing the true label map. A mask edit scores above it because it optimizes toward that map "
+                  "inside the ROI.",
                   ""]
     return lines
 
