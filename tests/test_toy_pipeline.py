@@ -10,7 +10,10 @@ import torch
 
 from editgan.model import EditGANModel
 from editgan.toy import build_model, evaluate
-from editgan.toy.train_generator import GeneratorRecipe, export_generator, load_compact_checkpoint, train
+from editgan.toy.train_generator import (GeneratorRecipe, export_generator, load_compact_adversary,
+                                        load_compact_checkpoint, train)
+
+TINY = dict(size=16, style_dim=32, n_mlp=1, channels={4: 16, 8: 16, 16: 8}, batch=4, d_warmup=2)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +99,19 @@ def test_model_card_tells_training_and_scores(built, tmp_path):
     assert "of the ceiling's" in card
 
 
+def test_model_card_says_when_the_adversarial_term_was_on(tmp_path):
+    recipe = GeneratorRecipe(**TINY)
+    export_generator(tmp_path, recipe.generator(), recipe, step=120, seconds=60, adversarial_from=100)
+    build_model.stage_segmenter(tmp_path, samples=2, epochs=1)
+    card = build_model.stage_card(tmp_path, None, None).read_text()
+    assert "from step 100 on, plus 0.01 × the non-saturating adversarial loss" in card
+    assert "R1, γ 0.5" in card
+
+    plain = GeneratorRecipe(**{**TINY, "adv_weight": 0.0})
+    export_generator(tmp_path, plain.generator(), plain, step=120, seconds=60)
+    assert "adversarial" not in build_model.stage_card(tmp_path, None, None).read_text()
+
+
 def test_a_rebuilt_card_keeps_its_hand_written_status(built):
     card = build_model.stage_card(built, None, None)
     card.write_text(card.read_text() + "## Status\n\nVersion 9: why the presets fall short.\n")
@@ -114,9 +130,9 @@ def test_cli_passes_stage_options_through(built, capsys):
 
 def test_generator_training_resumes_on_a_fresh_clone_from_the_compact_checkpoint(tmp_path, caplog):
     """The run folder is not in the repository; the compact checkpoint and the exported EMA weights are."""
-    recipe = GeneratorRecipe(size=16, style_dim=32, n_mlp=1, channels={4: 16, 8: 16, 16: 8}, batch=4)
+    recipe = GeneratorRecipe(**TINY)
     tree, export = tmp_path / "checkpoints" / "g.safetensors", tmp_path / "model"
-    train(tmp_path / "run", export, minutes=0.01, recipe=recipe, threads=1, tree_checkpoint=tree)
+    train(tmp_path / "run", export, minutes=0.02, recipe=recipe, threads=1, tree_checkpoint=tree)
     g, optimizer, step, _ = load_compact_checkpoint(tree, recipe)
     run_state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert step == run_state["step"] > 0
@@ -124,10 +140,31 @@ def test_generator_training_resumes_on_a_fresh_clone_from_the_compact_checkpoint
     for name, value in g.state_dict().items():
         torch.testing.assert_close(value, run_state["g"][name], atol=2e-3, rtol=2e-3)  # fp16 storage
 
+    adversary = load_compact_adversary(tree, recipe)  # the discriminator comes back too (fp16 weights)
+    assert adversary.steps == run_state["d_steps"] > recipe.d_warmup
+    for name, value in adversary.d.state_dict().items():
+        torch.testing.assert_close(value, run_state["d"][name], atol=2e-3, rtol=2e-3)
+
     with caplog.at_level("INFO"):
-        train(tmp_path / "fresh-clone-run", export, minutes=0.01, recipe=recipe, threads=1, tree_checkpoint=tree)
+        train(tmp_path / "fresh-clone-run", export, minutes=0.02, recipe=recipe, threads=1, tree_checkpoint=tree)
     assert f"resumed from {tree} at step {step}" in caplog.text
+    assert "fresh discriminator" not in caplog.text.split(f"resumed from {tree}")[1]  # no second warm-up
     assert load_compact_checkpoint(tree, recipe)[2] > step
+
+
+def test_generator_training_without_the_adversarial_term_has_no_discriminator(tmp_path):
+    recipe = GeneratorRecipe(**{**TINY, "adv_weight": 0.0})
+    tree = tmp_path / "g.safetensors"
+    train(tmp_path / "run", None, minutes=0.01, recipe=recipe, threads=1, tree_checkpoint=tree)
+    assert "d" not in torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert load_compact_adversary(tree, recipe) is None
+
+
+def test_a_fresh_discriminator_trains_alone_before_the_generator_moves(tmp_path):
+    recipe = GeneratorRecipe(**{**TINY, "d_warmup": 10_000})
+    train(tmp_path / "run", None, minutes=0.05, recipe=recipe, threads=1)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 0 and state["d_steps"] > 0
 
 
 def test_encoder_stage_continues_from_the_encoder_the_folder_has(built, caplog):
@@ -141,7 +178,7 @@ def test_encoder_stage_continues_from_the_encoder_the_folder_has(built, caplog):
 def test_interrupted_generator_training_keeps_what_it_trained(tmp_path, monkeypatch):
     from editgan.toy import train_generator
 
-    recipe = GeneratorRecipe(size=16, style_dim=32, n_mlp=1, channels={4: 16, 8: 16, 16: 8}, batch=4)
+    recipe = GeneratorRecipe(**TINY)
     real_loss, calls = train_generator.reconstruction_loss, []
 
     def loss_then_ctrl_c(*args):

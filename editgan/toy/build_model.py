@@ -275,7 +275,8 @@ def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Pat
     lines += markdown_table(["stage", "what", "cost"], [
         ["generator", "parameter-conditioned StyleGAN2: z's first 23 entries are the face parameters through the "
                       "normal CDF; trained to reproduce the renderer's face with L1 (×10 on eyes, brows, nose, "
-                      "mouth) + image-gradient L1 + multi-scale L1; EMA weights exported",
+                      "mouth) + image-gradient L1 + multi-scale L1" + _adversarial_summary(record)
+                      + "; EMA weights exported",
          f"{record['step']} steps of batch {record['recipe']['batch']} ({record['images_seen']} rendered faces), "
          f"{record['cpu_seconds'] / 3600:.1f} h"],
         ["segmenter", f"DatasetGAN ensemble from {extra.get('segmenter_training', {}).get('labelled_samples', '?')}"
@@ -312,6 +313,16 @@ def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Pat
     status = _status_section(path.read_text(encoding="utf-8")) if path.is_file() else ""
     path.write_text("\n".join(lines) + "\n" + status, encoding="utf-8")
     return path
+
+
+def _adversarial_summary(record: dict) -> str:
+    recipe = record["recipe"]
+    if not recipe.get("adv_weight"):
+        return ""
+    since = record.get("adversarial_from_step")
+    when = f"from step {since} on" if since else "throughout"
+    return (f"; {when}, plus {recipe['adv_weight']} × the non-saturating adversarial loss of a discriminator that "
+            f"also sees the face parameters (lazy R1, γ {recipe['r1_gamma']} every {recipe['r1_every']} steps)")
 
 
 def _status_section(card: str) -> str:

@@ -9,7 +9,10 @@ keeps a known true label map. The loss:
 - L1 on pixels, weighted ×``part_weight`` on the small parts (brows, eyes, irises, pupils, nose, lips, mouth)
   using the true label map, since unweighted L1 averages the eyes away;
 - L1 on image gradients (finite differences) with the same weights, for sharper edges than plain L1 gives;
-- L1 on 2× and 4× downsampled images, which keeps colors and layout right early.
+- L1 on 2× and 4× downsampled images, which keeps colors and layout right early;
+- StyleGAN2's adversarial term, small beside the reconstruction (``adv_weight``): the non-saturating loss from a
+  discriminator that also sees the face parameters (``discriminator.py``), with lazy R1. A fresh discriminator is
+  first trained alone for ``d_warmup`` steps, so that its first gradients to G are not noise.
 
 Faces are rendered on the fly in a worker process, so no epoch is ever repeated. Training resumes from
 ``<run>/checkpoint.pt`` and exports the EMA generator to a model folder.
@@ -30,6 +33,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..networks.stylegan2 import Generator
 from . import faces
+from .discriminator import FaceDiscriminator, discriminator_loss, generator_adversarial_loss, r1_penalty
 from .prior import params_from_z
 
 log = logging.getLogger(__name__)
@@ -55,9 +59,31 @@ class GeneratorRecipe:
     multiscale_weight: float = 1.0
     ema_kimg: float = 10.0
     seed: int = 0
+    adv_weight: float = 0.01
+    """Weight of G's non-saturating loss. At 0.1 it was as large as the L1 terms and overrode the target (hair
+    erased, eyes drifting to a template: training_notes.md); 0 trains without a discriminator."""
+    d_channels: dict[int, int] = field(default_factory=lambda: {64: 16, 32: 32, 16: 64, 8: 128, 4: 128})
+    """Narrow at full resolution: the discriminator is most of the cost of a step on the CPU."""
+    d_lr: float = 5e-4
+    """Without StyleGAN2's equalized learning rate, its 2e-3 made the scores run off to thousands within 300
+    steps here; 5e-4 learns steadily."""
+    d_betas: tuple[float, float] = (0.0, 0.99)
+    d_drift: float = 1e-3
+    """ProGAN's drift penalty: d_drift · D(real)², which keeps the scores from wandering off together."""
+    r1_gamma: float = 0.5
+    r1_every: int = 16
+    """Lazy R1: the penalty every ``r1_every`` discriminator steps, scaled up by as much."""
+    d_warmup: int = 500
+    """Discriminator-only steps when a run starts without a trained discriminator."""
 
     def generator(self) -> Generator:
         return Generator(self.size, self.style_dim, self.n_mlp, channels=self.channels, lr_mlp=self.lr_mlp)
+
+    def discriminator(self) -> FaceDiscriminator:
+        return FaceDiscriminator(self.size, {r: c for r, c in self.d_channels.items() if r <= self.size})
+
+    def discriminator_optimizer(self, d: FaceDiscriminator) -> torch.optim.Optimizer:
+        return torch.optim.Adam(d.parameters(), lr=self.d_lr, betas=self.d_betas)
 
     def generator_config(self) -> dict:
         return {"size": self.size, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
@@ -126,24 +152,68 @@ def held_out_l1(g: Generator, style_dim: int, size: int, n: int = 32, seed: int 
     return out
 
 
+@dataclass
+class Adversary:
+    """The discriminator, its optimizer and how many steps it has taken (R1 and the warm-up count them)."""
+    d: FaceDiscriminator
+    optimizer: torch.optim.Optimizer
+    steps: int = 0
+
+    @classmethod
+    def fresh(cls, recipe: GeneratorRecipe) -> "Adversary":
+        d = recipe.discriminator()
+        return cls(d, recipe.discriminator_optimizer(d))
+
+    def step(self, real: torch.Tensor, fake: torch.Tensor, params: torch.Tensor, recipe: GeneratorRecipe
+             ) -> dict[str, float]:
+        self.d.requires_grad_(True)
+        loss, parts = discriminator_loss(self.d, real, fake, params, recipe.d_drift)
+        if self.steps % recipe.r1_every == 0:
+            r1 = r1_penalty(self.d, real, params)
+            loss = loss + recipe.r1_gamma / 2 * recipe.r1_every * r1
+            parts["r1"] = r1.item()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.steps += 1
+        self.d.requires_grad_(False)  # G's step needs gradients through D, not for it
+        return parts
+
+
 def save_checkpoint(path: Path, g: Generator, g_ema: Generator, optimizer: torch.optim.Optimizer, step: int,
-                    seconds: float, recipe: GeneratorRecipe) -> None:
+                    seconds: float, recipe: GeneratorRecipe, adversary: Adversary | None = None) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"g": g.state_dict(), "g_ema": g_ema.state_dict(), "optimizer": optimizer.state_dict(),
-                "step": step, "seconds": seconds, "recipe": asdict(recipe)}, tmp)
+    state = {"g": g.state_dict(), "g_ema": g_ema.state_dict(), "optimizer": optimizer.state_dict(),
+             "step": step, "seconds": seconds, "recipe": asdict(recipe)}
+    if adversary is not None:
+        state.update(d=adversary.d.state_dict(), d_optimizer=adversary.optimizer.state_dict(),
+                     d_steps=adversary.steps)
+    torch.save(state, tmp)
     tmp.replace(path)  # never leave a half-written checkpoint behind
 
 
-def export_generator(folder: Path, g_ema: Generator, recipe: GeneratorRecipe, step: int, seconds: float) -> None:
-    """Write the EMA generator as ``generator.safetensors`` + its training state, in the model-folder layout."""
+def export_generator(folder: Path, g_ema: Generator, recipe: GeneratorRecipe, step: int, seconds: float,
+                     adversarial_from: int | None = None) -> None:
+    """Write the EMA generator as ``generator.safetensors`` + its training state, in the model-folder layout.
+    ``adversarial_from`` is the step from which the adversarial term was on, for the model card."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in g_ema.state_dict().items()}, str(folder / "generator.safetensors"))
-    (folder / "generator_training.json").write_text(json.dumps(
-        {"step": step, "images_seen": step * recipe.batch, "cpu_seconds": round(seconds),
-         "recipe": {k: v for k, v in asdict(recipe).items() if k != "channels"},
-         "generator": recipe.generator_config()}, indent=1))
+    record = {"step": step, "images_seen": step * recipe.batch, "cpu_seconds": round(seconds),
+              "recipe": {k: v for k, v in asdict(recipe).items() if k not in ("channels", "d_channels")},
+              "generator": recipe.generator_config()}
+    if adversarial_from is not None:
+        record["adversarial_from_step"] = adversarial_from
+    (folder / "generator_training.json").write_text(json.dumps(record, indent=1))
+
+
+def _adversarial_from(export_dir: Path | None, step: int) -> int:
+    """The step the adversarial term started at: as the exported record says, else now."""
+    record = export_dir / "generator_training.json" if export_dir is not None else None
+    if record is not None and record.is_file():
+        return int(json.loads(record.read_text()).get("adversarial_from_step", step))
+    return step
 
 
 def load_exported(folder: Path, recipe: GeneratorRecipe) -> tuple[Generator, int, float]:
@@ -157,10 +227,11 @@ def load_exported(folder: Path, recipe: GeneratorRecipe) -> tuple[Generator, int
 
 
 def save_compact_checkpoint(path: Path, g: Generator, optimizer: torch.optim.Optimizer, step: int,
-                            seconds: float) -> None:
+                            seconds: float, adversary: Adversary | None = None) -> None:
     """The live generator (fp16) and Adam's moments (bf16: their squares underflow fp16) as one safetensors
     file, about 18 MB for the embedded model: small enough to keep the latest one in the repository. With the
-    exported EMA generator it resumes training on a fresh clone."""
+    exported EMA generator it resumes training on a fresh clone. The discriminator goes along as fp16 weights
+    only (1 MB); its optimizer restarts."""
     from safetensors.torch import save_file
 
     tensors = {f"g.{name}": buffer.detach().contiguous() for name, buffer in g.named_buffers()}  # noise maps
@@ -172,10 +243,14 @@ def save_compact_checkpoint(path: Path, g: Generator, optimizer: torch.optim.Opt
             tensors[f"exp_avg.{name}"] = state["exp_avg"].bfloat16().contiguous()
             tensors[f"exp_avg_sq.{name}"] = state["exp_avg_sq"].bfloat16().contiguous()
             adam_steps.append(float(state["step"]))
+    metadata = {"step": str(step), "seconds": str(round(seconds)), "adam_step": str(max(adam_steps, default=0))}
+    if adversary is not None:
+        tensors.update({f"d.{name}": value.detach().half().contiguous()
+                        for name, value in adversary.d.state_dict().items()})
+        metadata["d_steps"] = str(adversary.steps)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"step": str(step), "seconds": str(round(seconds)),
-                                           "adam_step": str(max(adam_steps, default=0))})
+    save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
 
 
@@ -198,6 +273,21 @@ def load_compact_checkpoint(path: Path, recipe: GeneratorRecipe) -> tuple[Genera
     return g, optimizer, int(meta["step"]), float(meta["seconds"])
 
 
+def load_compact_adversary(path: Path, recipe: GeneratorRecipe) -> Adversary | None:
+    """The discriminator saved in a compact checkpoint (with a fresh optimizer), or None when it holds none."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        if "d_steps" not in meta:
+            return None
+        adversary = Adversary.fresh(recipe)
+        adversary.d.load_state_dict({name: f.get_tensor(f"d.{name}").float()
+                                     for name in adversary.d.state_dict()}, strict=True)
+        adversary.steps = int(meta["d_steps"])
+    return adversary
+
+
 def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: GeneratorRecipe,
           save_every_minutes: float = 10.0, threads: int = 2, tree_checkpoint: Path | None = None) -> None:
     """Train for ``minutes`` of wall time, resuming from (in this order) ``<run_dir>/checkpoint.pt``, the compact
@@ -208,7 +298,7 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
     checkpoint = run_dir / "checkpoint.pt"
     g = recipe.generator()
     optimizer = torch.optim.Adam(g.parameters(), lr=recipe.lr, betas=recipe.betas)
-    step, seconds = 0, 0.0
+    step, seconds, adversary = 0, 0.0, None
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=True)
         g.load_state_dict(state["g"])
@@ -216,12 +306,19 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
         step, seconds = state["step"], state["seconds"]
         g_ema = recipe.generator()
         g_ema.load_state_dict(state["g_ema"])
+        if "d" in state and recipe.adv_weight > 0:
+            adversary = Adversary.fresh(recipe)
+            adversary.d.load_state_dict(state["d"])
+            adversary.optimizer.load_state_dict(state["d_optimizer"])
+            adversary.steps = state["d_steps"]
         log.info("resumed from %s at step %d", checkpoint, step)
     elif tree_checkpoint is not None and tree_checkpoint.exists():
         g, optimizer, step, seconds = load_compact_checkpoint(tree_checkpoint, recipe)
         g_ema = recipe.generator()
         exported = export_dir is not None and (export_dir / "generator_training.json").exists()
         g_ema.load_state_dict(load_exported(export_dir, recipe)[0].state_dict() if exported else g.state_dict())
+        if recipe.adv_weight > 0:
+            adversary = load_compact_adversary(tree_checkpoint, recipe)
         log.info("resumed from %s at step %d", tree_checkpoint, step)
     elif export_dir is not None and (export_dir / "generator_training.json").exists():
         g, step, seconds = load_exported(export_dir, recipe)
@@ -234,9 +331,15 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
         g_ema.load_state_dict(g.state_dict())
     for group in optimizer.param_groups:  # a resumed optimizer keeps its old rate otherwise
         group["lr"] = recipe.lr
+    warmup = 0
+    if recipe.adv_weight > 0 and adversary is None:
+        adversary, warmup = Adversary.fresh(recipe), recipe.d_warmup
+        log.info("a fresh discriminator: %d discriminator-only steps first", warmup)
+    adversarial_from = _adversarial_from(export_dir, step) if adversary is not None else None
     g_ema.requires_grad_(False).eval()
     beta = 0.5 ** (recipe.batch / (recipe.ema_kimg * 1000))
-    data = DataLoader(RenderedFaces(recipe.batch, recipe.style_dim, recipe.size, recipe.seed + step),
+    data = DataLoader(RenderedFaces(recipe.batch, recipe.style_dim, recipe.size,
+                                    recipe.seed + step + (adversary.steps if adversary else 0)),
                       batch_size=None, num_workers=1, prefetch_factor=4, persistent_workers=False)
     start = time.time()
     last_save = last_log = start
@@ -244,15 +347,32 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
 
     def save(step: int, total_seconds: float) -> None:
         """The run checkpoint and, when there is a model folder, the exported EMA weights."""
-        save_checkpoint(checkpoint, g, g_ema, optimizer, step, total_seconds, recipe)
+        save_checkpoint(checkpoint, g, g_ema, optimizer, step, total_seconds, recipe, adversary)
         if export_dir is not None:
-            export_generator(export_dir, g_ema, recipe, step, total_seconds)
+            export_generator(export_dir, g_ema, recipe, step, total_seconds, adversarial_from)
 
     interrupted = False
     try:  # Ctrl-C or SIGTERM (see main) end the run early, keeping what it trained
         for z, real, labels in data:
+            params = params_from_z(z)
+            if warmup > 0:  # the generator waits for a discriminator worth listening to
+                with torch.no_grad():
+                    fake = g(z)
+                parts = adversary.step(real, fake, params, recipe)
+                warmup -= 1
+                if warmup % 100 == 0:
+                    log.info("discriminator warm-up: %d steps left, %s", warmup, parts)
+                if (time.time() - start) / 60 >= minutes:
+                    save(step, seconds + time.time() - start)
+                    break
+                continue
             fake = g(z)
             loss, parts = reconstruction_loss(fake, real, labels, recipe)
+            if adversary is not None:
+                parts.update(adversary.step(real, fake, params, recipe))
+                adv = generator_adversarial_loss(adversary.d, fake, params)
+                loss = loss + recipe.adv_weight * adv
+                parts["adv"] = adv.item()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -262,7 +382,7 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
             if step % 100 == 0:
                 entry = {"step": step, "loss": loss.item(), **parts, "it_per_s": round(100 / (now - last_log), 2)}
                 last_log = now
-                if step % 1000 == 0:
+                if step % 500 == 0:
                     entry["held_out_l1"] = held_out_l1(g_ema, recipe.style_dim, recipe.size)
                 with log_path.open("a") as f:
                     f.write(json.dumps(entry) + "\n")
@@ -280,7 +400,7 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
     if interrupted:
         save(step, total)
     if tree_checkpoint is not None:
-        save_compact_checkpoint(tree_checkpoint, g, optimizer, step, total)
+        save_compact_checkpoint(tree_checkpoint, g, optimizer, step, total, adversary)
 
 
 def _interrupt(signum, frame) -> None:
@@ -300,11 +420,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=GeneratorRecipe.lr,
                         help="learning rate (lower it for a final, finer phase)")
+    parser.add_argument("--adv-weight", type=float, default=GeneratorRecipe.adv_weight,
+                        help="weight of the adversarial term (0: reconstruction only, no discriminator)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     signal.signal(signal.SIGTERM, _interrupt)
-    train(args.run, args.export, args.minutes, GeneratorRecipe(batch=args.batch, lr=args.lr), args.save_every,
-          args.threads, args.checkpoint)
+    recipe = GeneratorRecipe(batch=args.batch, lr=args.lr, adv_weight=args.adv_weight)
+    train(args.run, args.export, args.minutes, recipe, args.save_every, args.threads, args.checkpoint)
 
 
 if __name__ == "__main__":
