@@ -229,7 +229,7 @@ def load_exported(folder: Path, recipe: GeneratorRecipe) -> tuple[Generator, int
 def save_compact_checkpoint(path: Path, g: Generator, optimizer: torch.optim.Optimizer, step: int,
                             seconds: float, adversary: Adversary | None = None) -> None:
     """The live generator (fp16) and Adam's moments (bf16: their squares underflow fp16) as one safetensors
-    file, about 18 MB for the embedded model: small enough to keep the latest one in the repository. With the
+    file, about 20 MB for the embedded model: small enough to keep the latest one in the repository. With the
     exported EMA generator it resumes training on a fresh clone. The discriminator goes along as fp16 weights
     only (1 MB); its optimizer restarts."""
     from safetensors.torch import save_file
