@@ -231,7 +231,7 @@ def save_compact_checkpoint(path: Path, g: Generator, optimizer: torch.optim.Opt
     """The live generator (fp16) and Adam's moments (bf16: their squares underflow fp16) as one safetensors
     file, about 20 MB for the embedded model: small enough to keep the latest one in the repository. With the
     exported EMA generator it resumes training on a fresh clone. The discriminator goes along as fp16 weights
-    only (1 MB); its optimizer restarts."""
+    only (2 MB); its optimizer restarts."""
     from safetensors.torch import save_file
 
     tensors = {f"g.{name}": buffer.detach().contiguous() for name, buffer in g.named_buffers()}  # noise maps
