@@ -5,18 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from editgan.toy import faces
 from editgan.toy.prior import params_from_z
-from editgan.toy.train_generator import Adversary, GeneratorRecipe
+from editgan.toy.train_generator import Adversary, GeneratorRecipe, render_faces
 
 RECIPE = GeneratorRecipe(size=32, style_dim=32, d_channels={32: 16, 16: 32, 8: 32, 4: 32}, d_lr=2e-3)
 
 
 def _renders(seed: int, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     z = torch.randn(n, RECIPE.style_dim, generator=torch.Generator().manual_seed(seed))
-    params = params_from_z(z)
-    images, _ = faces.render_batch(params.numpy(), RECIPE.size)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1, params
+    return render_faces(z, RECIPE.size)[0], params_from_z(z)
 
 
 def _blurred(images: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,12 @@ class GeneratorRecipe:
                 "lr_mlp": self.lr_mlp}
 
 
+def render_faces(z: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The renderer's faces for latents z: (N, 3, size, size) images in [−1, 1] and (N, size, size) labels."""
+    images, labels = faces.render_batch(params_from_z(z).numpy(), size)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1, torch.from_numpy(labels).long()
+
+
 class RenderedFaces(IterableDataset):
     """An endless stream of (z, image in [−1, 1], labels) batches, rendered from z's face parameters."""
 
@@ -103,9 +109,7 @@ class RenderedFaces(IterableDataset):
         gen = torch.Generator().manual_seed(self.seed * 7919 + worker)
         while True:
             z = torch.randn(self.batch, self.style_dim, generator=gen)
-            images, labels = faces.render_batch(params_from_z(z).numpy(), self.size)
-            image = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-            yield z, image, torch.from_numpy(labels).long()
+            yield (z, *render_faces(z, self.size))
 
 
 def pixel_weights(labels: torch.Tensor, part_weight: float) -> torch.Tensor:
@@ -140,11 +144,8 @@ def update_ema(ema: Generator, live: Generator, beta: float) -> None:
 def held_out_l1(g: Generator, style_dim: int, size: int, n: int = 32, seed: int = 12345) -> dict[str, float]:
     """Mean L1 per class on faces the training stream never draws (its own seed), for the log."""
     z = torch.randn(n, style_dim, generator=torch.Generator().manual_seed(seed))
-    images, labels = faces.render_batch(params_from_z(z).numpy(), size)
-    real = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    fake = g(z)
-    err = (fake - real).abs().mean(1)
-    lab = torch.from_numpy(labels).long()
+    real, lab = render_faces(z, size)
+    err = (g(z) - real).abs().mean(1)
     out = {"all": err.mean().item()}
     for c, name in enumerate(faces.CLASS_NAMES):
         if (lab == c).any():
@@ -179,6 +180,21 @@ class Adversary:
         self.d.requires_grad_(False)  # G's step needs gradients through D, not for it
         return parts
 
+    def state(self) -> dict:
+        """What the run checkpoint keeps of it."""
+        return {"d": self.d.state_dict(), "d_optimizer": self.optimizer.state_dict(), "d_steps": self.steps}
+
+    @classmethod
+    def from_state(cls, recipe: GeneratorRecipe, state: dict) -> "Adversary | None":
+        """Inverse of :meth:`state`; None when the checkpoint holds no discriminator."""
+        if "d" not in state:
+            return None
+        adversary = cls.fresh(recipe)
+        adversary.d.load_state_dict(state["d"])
+        adversary.optimizer.load_state_dict(state["d_optimizer"])
+        adversary.steps = state["d_steps"]
+        return adversary
+
 
 def save_checkpoint(path: Path, g: Generator, g_ema: Generator, optimizer: torch.optim.Optimizer, step: int,
                     seconds: float, recipe: GeneratorRecipe, adversary: Adversary | None = None) -> None:
@@ -186,8 +202,7 @@ def save_checkpoint(path: Path, g: Generator, g_ema: Generator, optimizer: torch
     state = {"g": g.state_dict(), "g_ema": g_ema.state_dict(), "optimizer": optimizer.state_dict(),
              "step": step, "seconds": seconds, "recipe": asdict(recipe)}
     if adversary is not None:
-        state.update(d=adversary.d.state_dict(), d_optimizer=adversary.optimizer.state_dict(),
-                     d_steps=adversary.steps)
+        state.update(adversary.state())
     torch.save(state, tmp)
     tmp.replace(path)  # never leave a half-written checkpoint behind
 
@@ -306,11 +321,8 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
         step, seconds = state["step"], state["seconds"]
         g_ema = recipe.generator()
         g_ema.load_state_dict(state["g_ema"])
-        if "d" in state and recipe.adv_weight > 0:
-            adversary = Adversary.fresh(recipe)
-            adversary.d.load_state_dict(state["d"])
-            adversary.optimizer.load_state_dict(state["d_optimizer"])
-            adversary.steps = state["d_steps"]
+        if recipe.adv_weight > 0:
+            adversary = Adversary.from_state(recipe, state)
         log.info("resumed from %s at step %d", checkpoint, step)
     elif tree_checkpoint is not None and tree_checkpoint.exists():
         g, optimizer, step, seconds = load_compact_checkpoint(tree_checkpoint, recipe)
@@ -362,31 +374,30 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
                 warmup -= 1
                 if warmup % 100 == 0:
                     log.info("discriminator warm-up: %d steps left, %s", warmup, parts)
-                if (time.time() - start) / 60 >= minutes:
-                    save(step, seconds + time.time() - start)
-                    break
-                continue
-            fake = g(z)
-            loss, parts = reconstruction_loss(fake, real, labels, recipe)
-            if adversary is not None:
-                parts.update(adversary.step(real, fake, params, recipe))
-                adv = generator_adversarial_loss(adversary.d, fake, params)
-                loss = loss + recipe.adv_weight * adv
-                parts["adv"] = adv.item()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            update_ema(g_ema, g, beta)
-            step += 1
-            now = time.time()
-            if step % 100 == 0:
-                entry = {"step": step, "loss": loss.item(), **parts, "it_per_s": round(100 / (now - last_log), 2)}
-                last_log = now
-                if step % 500 == 0:
-                    entry["held_out_l1"] = held_out_l1(g_ema, recipe.style_dim, recipe.size)
-                with log_path.open("a") as f:
-                    f.write(json.dumps(entry) + "\n")
-                log.info("step %d loss %.4f", step, loss.item())
+                now = time.time()
+            else:
+                fake = g(z)
+                loss, parts = reconstruction_loss(fake, real, labels, recipe)
+                if adversary is not None:
+                    parts.update(adversary.step(real, fake, params, recipe))
+                    adv = generator_adversarial_loss(adversary.d, fake, params)
+                    loss = loss + recipe.adv_weight * adv
+                    parts["adv"] = adv.item()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                update_ema(g_ema, g, beta)
+                step += 1
+                now = time.time()
+                if step % 100 == 0:
+                    entry = {"step": step, "loss": loss.item(), **parts,
+                             "it_per_s": round(100 / (now - last_log), 2)}
+                    last_log = now
+                    if step % 500 == 0:
+                        entry["held_out_l1"] = held_out_l1(g_ema, recipe.style_dim, recipe.size)
+                    with log_path.open("a") as f:
+                        f.write(json.dumps(entry) + "\n")
+                    log.info("step %d loss %.4f", step, loss.item())
             done = (now - start) / 60 >= minutes
             if done or (now - last_save) / 60 >= save_every_minutes:
                 save(step, seconds + now - start)
