@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from editgan.model import EditGANModel
-from editgan.toy import build_model, evaluate
+from editgan.toy import build_model, evaluate, faces
 from editgan.toy.train_generator import (GeneratorRecipe, export_generator, load_compact_adversary,
                                         load_compact_checkpoint, train)
 
@@ -22,8 +22,8 @@ def built(tmp_path_factory):
     recipe = GeneratorRecipe(size=16, style_dim=32, n_mlp=1, channels={4: 16, 8: 16, 16: 8})
     torch.manual_seed(0)
     export_generator(folder, recipe.generator(), recipe, step=0, seconds=0)
-    build_model.stage_segmenter(folder, samples=3, epochs=1)
     build_model.stage_encoder(folder, minutes=0.01)
+    build_model.stage_segmenter(folder, samples=3, epochs=1, embed_steps=5)
     build_model.stage_vectors(folder, steps=2, examples=1)
     return folder
 
@@ -56,6 +56,28 @@ def test_vectors_stage_keeps_the_candidate_that_transfers_best(built, monkeypatc
     np.testing.assert_allclose(saved, kept[1], atol=1e-6)
     assert not np.allclose(kept[0], kept[1])  # candidates come from different example faces
     assert "of 3 such vectors from different example faces" in build_model.stage_card(built, None, None).read_text()
+
+
+def test_segmenter_learns_from_renders_the_generator_reproduces(built):
+    """Its labelled samples are renders embedded like photos: latents whose pictures resemble the render, paired
+    with the renderer's exact label map."""
+    model = EditGANModel.from_folder(built)
+    seeds = [build_model.ANNOTATION_SEED, build_model.ANNOTATION_SEED + 1]
+    wplus, labels = build_model.embedded_renders(model, seeds, steps=20)
+    assert wplus.shape == (2, model.generator.n_latent, model.style_dim)
+    for k, seed in enumerate(seeds):
+        render, true_labels = faces.render(faces.sample_params(seed), model.generator.size)
+        np.testing.assert_array_equal(labels[k], true_labels)
+        target = np.asarray(render, dtype=np.float32)
+        embedded_error = np.abs(model.render(wplus[k].numpy()).image.astype(np.float32) - target).mean()
+        average_face_error = np.abs(model.render(model.mean_wplus[0].numpy()).image.astype(np.float32)
+                                    - target).mean()
+        assert embedded_error < average_face_error
+
+    record = json.loads((built / "config.json").read_text())["extra"]["segmenter_training"]
+    assert record["labelled"] == "embedded renders" and record["embed_steps"] == 5 and record["encoder_start"]
+    assert "renders (few-shot), each embedded like a photo (encoder guess + 5 optimization steps)" in \
+        build_model.stage_card(built, None, None).read_text()
 
 
 def test_segmenter_stage_refuses_many_shot(built):
@@ -102,7 +124,7 @@ def test_model_card_tells_training_and_scores(built, tmp_path):
 def test_model_card_says_when_the_adversarial_term_was_on(tmp_path):
     recipe = GeneratorRecipe(**TINY)
     export_generator(tmp_path, recipe.generator(), recipe, step=120, seconds=60, adversarial_from=100)
-    build_model.stage_segmenter(tmp_path, samples=2, epochs=1)
+    build_model.stage_segmenter(tmp_path, samples=2, epochs=1, embed_steps=2)
     card = build_model.stage_card(tmp_path, None, None).read_text()
     assert "from step 100 on, plus 0.01 × the non-saturating adversarial loss" in card
     assert "R1, γ 0.5" in card

@@ -1,8 +1,8 @@
 """Build the embedded toy model around its trained generator: segmenter, encoder, preset vectors, model card.
 
     python -m editgan train generator  --minutes 60        # hours in total, resumable
-    python -m editgan train segmenter                      # ≤ 32 labelled samples, DatasetGAN-style
     python -m editgan train encoder    --minutes 15
+    python -m editgan train segmenter                      # ≤ 32 labelled renders, embedded; DatasetGAN-style
     python -m editgan train vectors                        # one example per preset, by mask editing
 
 Each stage reads and updates the model folder (default ``assets/models/toy-faces``).
@@ -69,38 +69,49 @@ def load_generator(folder: Path, config: ModelConfig) -> Generator:
     return g.eval().requires_grad_(False)
 
 
-def faces_from_seeds(g: Generator, seeds: list[int]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """w+ latents of faces drawn from the prior by seed, with their true renders and label maps."""
-    params = np.stack([faces.sample_params(s) for s in seeds])
-    z = z_from_params(params, g.style_dim, seed=seeds[0])
-    with torch.no_grad():
-        wplus = g.to_wplus(g.mapping(z))
-    images, labels = faces.render_batch(params, g.size)
-    return wplus, images, labels
+def embedded_renders(model: EditGANModel, seeds: list[int], steps: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Renders of faces drawn by seed, each embedded like a photo: latents whose pictures the generator
+    reproduces closely, paired with the renderer's exact label maps."""
+    wplus, labels = [], []
+    for i, seed in enumerate(seeds):
+        image, label_map = faces.render(faces.sample_params(seed), model.generator.size)
+        wplus.append(torch.from_numpy(model.embed(image, steps=steps).wplus).float())
+        labels.append(label_map)
+        log.info("segmenter: embedded labelled render %d/%d", i + 1, len(seeds))
+    return torch.stack(wplus), np.stack(labels)
 
 
 # -- stages ---------------------------------------------------------------------------------------------------
-def stage_segmenter(folder: Path, samples: int, epochs: int, class_balance: float = 0.25) -> None:
-    """DatasetGAN: a few generator samples labelled by the renderer's ground truth → an ensemble of MLPs."""
+def stage_segmenter(folder: Path, samples: int, epochs: int, class_balance: float = 0.25,
+                    embed_steps: int = 100) -> None:
+    """DatasetGAN, few-shot: renders embedded like photos, labelled by the renderer's exact label maps, train an
+    ensemble of pixel MLPs on the generator's features.
+
+    Embedded renders rather than the generator's own samples of the same parameters: an embedded picture matches
+    its render (and so its label map) far more closely, and it is what the segmenter sees at use. The folder's
+    encoder, when it has one, gives the embedding its start, so train the encoder first."""
     if samples > 32:
         raise ValueError("the point is few-shot: use at most 32 labelled samples")
     config = base_config(folder)
-    g = load_generator(folder, config)
-    wplus, _, labels = faces_from_seeds(g, list(range(ANNOTATION_SEED, ANNOTATION_SEED + samples)))
+    model = (EditGANModel.from_folder(folder, device="cpu") if (folder / "config.json").is_file()
+             else EditGANModel(config, load_generator(folder, config), device="cpu"))  # just the generator so far
+    start = time.time()
+    wplus, labels = embedded_renders(model, list(range(ANNOTATION_SEED, ANNOTATION_SEED + samples)), embed_steps)
+    g = model.generator
     seg_config = SegmenterConfig(tuple(g.feature_channels()), len(faces.CLASS_NAMES), SEGMENTER.n_members,
                                  SEGMENTER.hidden, SEGMENTER.upsample_mode)
-    start = time.time()
     segmenter = train_segmenter(g, wplus, torch.from_numpy(labels).long(), seg_config,
                                 SegmenterTrainingOptions(epochs=epochs, batch_size=4096,
                                                          class_balance=class_balance))
     from safetensors.torch import save_file
     save_file({k: v.contiguous() for k, v in segmenter.state_dict().items()}, str(folder / "segmenter.safetensors"))
     config.segmenter = SEGMENTER
-    config.extra["segmenter_training"] = {"labelled_samples": samples, "epochs": epochs,
-                                          "class_balance": class_balance,
+    config.extra["segmenter_training"] = {"labelled_samples": samples, "labelled": "embedded renders",
+                                          "embed_steps": embed_steps, "encoder_start": model.encoder is not None,
+                                          "epochs": epochs, "class_balance": class_balance,
                                           "seconds": round(time.time() - start)}
     config.save(folder)
-    log.info("segmenter trained on %d samples in %.0f s", samples, time.time() - start)
+    log.info("segmenter trained on %d embedded renders in %.0f s", samples, time.time() - start)
 
 
 def stage_encoder(folder: Path, minutes: float, batch: int = 16) -> None:
@@ -222,6 +233,15 @@ def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, 
     config.save(folder)
 
 
+def _segmenter_summary(record: dict) -> str:
+    samples = record.get("labelled_samples", "?")
+    if "embed_steps" not in record:  # built before the segmenter learned from embedded renders
+        return f"DatasetGAN ensemble from {samples} generator samples labelled with the renderer's exact label maps"
+    start = "encoder guess + " if record.get("encoder_start") else ""
+    return (f"DatasetGAN ensemble from {samples} renders (few-shot), each embedded like a photo ({start}"
+            f"{record['embed_steps']} optimization steps) and labelled with its exact label map")
+
+
 def _presets_summary(record: dict) -> str:
     text = (f"each learned by mask-editing {record.get('examples_per_preset', 1)} example face(s), painting the "
             "renderer's true edited label map")
@@ -279,8 +299,7 @@ def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Pat
                       + "; EMA weights exported",
          f"{record['step']} steps of batch {record['recipe']['batch']} ({record['images_seen']} rendered faces), "
          f"{record['cpu_seconds'] / 3600:.1f} h"],
-        ["segmenter", f"DatasetGAN ensemble from {extra.get('segmenter_training', {}).get('labelled_samples', '?')}"
-                      " generator samples labelled with the renderer's exact label maps (few-shot)",
+        ["segmenter", _segmenter_summary(extra.get("segmenter_training", {})),
          f"{extra.get('segmenter_training', {}).get('seconds', '?')} s"],
         ["encoder", "image → w+ on generator samples: latent MSE + image L1",
          f"{extra.get('encoder_training', {}).get('steps', '?')} steps, "
@@ -339,6 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=10, help="segmenter: epochs over the labelled pixels")
     parser.add_argument("--class-balance", type=float, default=0.25,
                         help="segmenter: CE weights ∝ class frequency^-x (0: plain CE)")
+    parser.add_argument("--embed-steps", type=int, default=100,
+                        help="segmenter: optimization steps embedding each labelled render")
     parser.add_argument("--minutes", type=float, default=15.0, help="encoder: training time")
     parser.add_argument("--steps", type=int, default=100, help="vectors: mask-editing steps per example")
     parser.add_argument("--examples", type=int, default=1, help="vectors: examples averaged per preset")
@@ -350,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(2)
     if args.stage == "segmenter":
-        stage_segmenter(args.folder, args.samples, args.epochs, args.class_balance)
+        stage_segmenter(args.folder, args.samples, args.epochs, args.class_balance, args.embed_steps)
     elif args.stage == "encoder":
         stage_encoder(args.folder, args.minutes)
     elif args.stage == "vectors":
