@@ -119,6 +119,7 @@ def test_model_card_tells_training_and_scores(built, tmp_path):
     assert "PSNR outside ROI" in card and "| eye_white |" in card and "Embedding IoU by class: background" in card
     assert "| ceiling: the true edited picture, embedded |" in card and "| close_mouth |" in card
     assert "of the ceiling's" in card
+    assert 0 < report["roi_fraction"] <= 1 and f"it covers {report['roi_fraction']:.0%} of the picture" in card
 
 
 def test_model_card_says_when_the_adversarial_term_was_on(tmp_path):

@@ -277,7 +277,11 @@ def _edit_quality_lines(report: dict) -> list[str]:
                   f"{_share(refined, ceiling)} of the ceiling's. The ceiling is the true edited picture itself, "
                   "embedded like a photo: as close to the true edit as this generator and segmenter get without "
                   "seeing the true label map. A mask edit scores above it because it optimizes toward that map "
-                  "inside the ROI.",
+                  "inside the ROI."
+                  + (f" The simulated user paints the true edited map wherever it differs from the embedded face's "
+                     f"map, so the ROI also takes in the embedding's own segmentation errors, which the mask edit "
+                     f"then corrects: it covers {report['roi_fraction']:.0%} of the picture on average."
+                     if "roi_fraction" in report else ""),
                   ""]
     return lines
 

@@ -103,7 +103,8 @@ def evaluate(model: EditGANModel, n_faces: int = 20, embed_steps: int = 100, edi
                                    steps=edit_steps, name=name)
             timings["edit"].append(time.perf_counter() - start)
             roi = mask_edit.roi
-            entry = {"face": i, "edit": name, "mask": edit_metrics(mask_edit, recon, true_image, true_labels, roi)}
+            entry = {"face": i, "edit": name, "roi_fraction": float(roi.mean()),
+                     "mask": edit_metrics(mask_edit, recon, true_image, true_labels, roi)}
             if name in model.presets:
                 start = time.perf_counter()
                 plain = model.apply_vector(recon.wplus, name, 1.0, 0)
@@ -143,6 +144,7 @@ def summarize(rows: dict, timings: dict, model: EditGANModel, n_faces: int, embe
                       "class_iou": {name: _mean([r["class_iou"][c] for r in rows["embed"] if c in r["class_iou"]])
                                     for c, name in enumerate(model.config.class_names)
                                     if any(c in r["class_iou"] for r in rows["embed"])}},
+        "roi_fraction": _mean([e["roi_fraction"] for e in edits]),  # of the picture, on average
         "timings_s": {k: round(statistics.median(v), 3) for k, v in timings.items() if v},
         "per_edit": {},
     }
