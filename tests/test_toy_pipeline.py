@@ -80,6 +80,19 @@ def test_segmenter_learns_from_renders_the_generator_reproduces(built):
         build_model.stage_card(built, None, None).read_text()
 
 
+def test_presets_can_be_validated_on_faces_embedded_like_photos(built):
+    """What a preset meets in use: a render embedded like a photo, with the true edit painted over its map."""
+    model = EditGANModel.from_folder(built)
+    seed, wplus, labels, wanted, painted = next(build_model._example_edits(model, "close_mouth", 3000, embed_steps=3))
+    params = faces.sample_params(seed)
+    photo = model.embed(faces.render(params, model.generator.size)[0], steps=3)
+    np.testing.assert_allclose(wplus, photo.wplus, atol=1e-5)
+    np.testing.assert_array_equal(labels, photo.labels)
+    true_edited = faces.render(faces.apply_edit(params, "close_mouth"), model.generator.size)[1]
+    np.testing.assert_array_equal(painted, true_edited != labels)
+    np.testing.assert_array_equal(wanted[painted], true_edited[painted])
+
+
 def test_segmenter_stage_refuses_many_shot(built):
     with pytest.raises(ValueError, match="at most 32"):
         build_model.stage_segmenter(built, samples=33, epochs=1)

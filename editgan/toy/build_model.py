@@ -162,15 +162,19 @@ def paint_true_edit(model: EditGANModel, params: np.ndarray, edit: str, current_
     return apply_paint(current_labels, painted, true_labels.astype(np.int64)), painted
 
 
-def _example_edits(model: EditGANModel, name: str, first_seed: int):
-    """Generator samples from ``first_seed`` on, each with the true edit painted as a user would: yields
-    (seed, latent, label map, wanted label map, painted mask). Faces that already show the edit are skipped."""
+def _example_edits(model: EditGANModel, name: str, first_seed: int, embed_steps: int = 0):
+    """Faces from ``first_seed`` on, each with the true edit painted as a user would: yields (seed, latent, label
+    map, wanted label map, painted mask). Faces that already show the edit are skipped. With ``embed_steps`` the
+    face is its render embedded like a photo (what the presets meet in use), else the generator's own sample."""
     seed = first_seed
     while True:
         params = faces.sample_params(seed)
         if faces.apply_edit(params, name).tolist() != params.tolist():
-            wplus = model.generator.to_wplus(model.generator.mapping(z_from_params(params, model.style_dim, seed)))
-            current = model.render(wplus[0].numpy())
+            if embed_steps:
+                current = model.embed(faces.render(params, model.generator.size)[0], steps=embed_steps)
+            else:
+                z = z_from_params(params, model.style_dim, seed)
+                current = model.render(model.generator.to_wplus(model.generator.mapping(z))[0].numpy())
             wanted, painted = paint_true_edit(model, params, name, current.labels)
             if painted.sum() >= 4:
                 yield seed, current.wplus, current.labels, wanted, painted
@@ -193,7 +197,8 @@ def transfer_score(model: EditGANModel, vector, validation: list[tuple], refine_
     return float(np.mean(scores))
 
 
-def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, validation_faces: int = 6) -> None:
+def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, validation_faces: int = 6,
+                  validation_embed_steps: int = 0) -> None:
     """Learn each preset the EditGAN way: mask-edit one example face, keep δw+ as the vector.
 
     ``examples`` > 1 averages that many examples' vectors. With ``candidates`` > 1, that many vectors are
@@ -205,10 +210,12 @@ def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, 
     config = base_config(folder)
     model = EditGANModel.from_folder(folder, device="cpu")
     presets, chosen = [], {}
+    start = time.time()
     for k, (name, (display, scale_range)) in enumerate(PRESETS.items()):
         classes = list(faces.EDITS[name].classes)
         examples_faces = _example_edits(model, name, VECTOR_SEED + 10 * k)
-        validation = (list(islice(_example_edits(model, name, VALIDATION_SEED + 100 * k), validation_faces))
+        validation = (list(islice(_example_edits(model, name, VALIDATION_SEED + 100 * k, validation_embed_steps),
+                                  validation_faces))
                       if candidates > 1 else [])
         best = None
         for _candidate in range(candidates):
@@ -229,7 +236,9 @@ def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, 
         presets.append(PresetInfo(name, display, scale_range, PRESET_SCALE, PRESET_REFINE_STEPS))
     config.presets = presets
     config.extra["vectors"] = {"examples_per_preset": examples, "edit_steps": steps, "candidates": candidates,
-                               "validation_faces": validation_faces if candidates > 1 else 0, "chosen": chosen}
+                               "validation_faces": validation_faces if candidates > 1 else 0,
+                               "validation_embed_steps": validation_embed_steps, "chosen": chosen,
+                               "seconds": round(time.time() - start)}
     config.save(folder)
 
 
@@ -247,7 +256,8 @@ def _presets_summary(record: dict) -> str:
             "renderer's true edited label map")
     if record.get("candidates", 1) > 1:
         text += (f"; of {record['candidates']} such vectors from different example faces, the one that transferred "
-                 f"best to {record['validation_faces']} validation faces "
+                 f"best to {record['validation_faces']} validation faces"
+                 + (" (renders embedded like photos)" if record.get("validation_embed_steps") else "") + " "
                  f"(scale {PRESET_SCALE:g} + {PRESET_REFINE_STEPS} refinement steps) was kept")
     return text
 
@@ -308,7 +318,8 @@ def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Pat
         ["encoder", "image → w+ on generator samples: latent MSE + image L1",
          f"{extra.get('encoder_training', {}).get('steps', '?')} steps, "
          f"{extra.get('encoder_training', {}).get('seconds', '?')} s"],
-        ["presets", _presets_summary(extra.get("vectors", {})), "seconds each"],
+        ["presets", _presets_summary(extra.get("vectors", {})),
+         f"{extra['vectors']['seconds']} s in all" if "seconds" in extra.get("vectors", {}) else "seconds each"],
     ]) + [""]
     if evaluation is not None and evaluation.is_file():
         report = json.loads(evaluation.read_text())
@@ -369,6 +380,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--examples", type=int, default=1, help="vectors: examples averaged per preset")
     parser.add_argument("--candidates", type=int, default=1,
                         help="vectors: learn this many and keep the one that transfers best to validation faces")
+    parser.add_argument("--validate-on-photos", type=int, default=0, metavar="STEPS",
+                        help="vectors: validation faces are renders embedded with STEPS steps (0: generator samples)")
     parser.add_argument("--evaluation", type=Path, default=None, help="card: JSON from python -m editgan evaluate")
     parser.add_argument("--bench", type=Path, default=None, help="card: JSON from python -m editgan bench")
     args = parser.parse_args(argv)
@@ -379,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.stage == "encoder":
         stage_encoder(args.folder, args.minutes)
     elif args.stage == "vectors":
-        stage_vectors(args.folder, args.steps, args.examples, args.candidates)
+        stage_vectors(args.folder, args.steps, args.examples, args.candidates,
+                      validation_embed_steps=args.validate_on_photos)
     else:
         print(stage_card(args.folder, args.evaluation, args.bench))
