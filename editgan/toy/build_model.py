@@ -198,13 +198,15 @@ def transfer_score(model: EditGANModel, vector, validation: list[tuple], refine_
 
 
 def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, validation_faces: int = 6,
-                  validation_embed_steps: int = 0) -> None:
+                  validation_embed_steps: int = 100) -> None:
     """Learn each preset the EditGAN way: mask-edit one example face, keep δw+ as the vector.
 
     ``examples`` > 1 averages that many examples' vectors. With ``candidates`` > 1, that many vectors are
     learned from different example faces and the one that transfers best to ``validation_faces`` other faces
     (after the app's default refinement) is kept: a fixed vector over- or undershoots on faces that need more or
-    less of the edit than its example did, and some examples sit nearer the typical need than others.
+    less of the edit than its example did, and some examples sit nearer the typical need than others. The
+    validation faces are renders embedded like photos with ``validation_embed_steps`` (what a preset meets in
+    use), or the generator's own samples when that is 0.
     """
     from ..vectors import EditingVector
     config = base_config(folder)
@@ -255,10 +257,10 @@ def _presets_summary(record: dict) -> str:
     text = (f"each learned by mask-editing {record.get('examples_per_preset', 1)} example face(s), painting the "
             "renderer's true edited label map")
     if record.get("candidates", 1) > 1:
+        faces_kind = "renders embedded like photos" if record.get("validation_embed_steps") else "generator samples"
         text += (f"; of {record['candidates']} such vectors from different example faces, the one that transferred "
-                 f"best to {record['validation_faces']} validation faces"
-                 + (" (renders embedded like photos)" if record.get("validation_embed_steps") else "") + " "
-                 f"(scale {PRESET_SCALE:g} + {PRESET_REFINE_STEPS} refinement steps) was kept")
+                 f"best (scale {PRESET_SCALE:g} + {PRESET_REFINE_STEPS} refinement steps) to "
+                 f"{record['validation_faces']} validation faces ({faces_kind}) was kept")
     return text
 
 
@@ -380,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--examples", type=int, default=1, help="vectors: examples averaged per preset")
     parser.add_argument("--candidates", type=int, default=1,
                         help="vectors: learn this many and keep the one that transfers best to validation faces")
-    parser.add_argument("--validate-on-photos", type=int, default=0, metavar="STEPS",
+    parser.add_argument("--validate-on-photos", type=int, default=100, metavar="STEPS",
                         help="vectors: validation faces are renders embedded with STEPS steps (0: generator samples)")
     parser.add_argument("--evaluation", type=Path, default=None, help="card: JSON from python -m editgan evaluate")
     parser.add_argument("--bench", type=Path, default=None, help="card: JSON from python -m editgan bench")
