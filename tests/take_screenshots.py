@@ -17,7 +17,8 @@ from playwright.sync_api import sync_playwright
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # the browser tests' helpers and the editgan package
-from test_browser import LAUNCH_ARGS, canvas_to_screen, shown_image, wait_for_status  # noqa: E402
+from test_browser import (LAUNCH_ARGS, canvas_to_screen, pick_color, shown_image,  # noqa: E402
+                          brush_stroke, wait_for_status)
 
 from editgan.ui import canvas_scale  # noqa: E402
 
@@ -30,18 +31,13 @@ def paint_bigger_eyes(page, scale: int) -> None:
     _, labels = shown_image(page, "labels")
     eye = (labels[scale // 2::scale, scale // 2::scale] == EYE_WHITE).all(-1)
     ys, xs = np.nonzero(eye)
-    page.locator("#editor button[aria-label='Color']").click()
-    page.locator("#editor menu.swatch button.color[style*='background-color: rgb(255, 255, 255)']").first.click()
-    page.locator("#editor button[aria-label='Brush']").click()
+    pick_color(page, EYE_WHITE)
     to_screen = canvas_to_screen(page, SIZE * scale)
     for side in (xs < SIZE // 2, xs >= SIZE // 2):
         top, bottom, left, right = ys[side].min(), ys[side].max(), xs[side].min(), xs[side].max()
         for row in (top - 1, bottom + 1):
-            y = row * scale + scale // 2
-            page.mouse.move(*to_screen(left * scale + scale // 2, y))
-            page.mouse.down()
-            page.mouse.move(*to_screen(right * scale + scale // 2, y), steps=6)
-            page.mouse.up()
+            x0, x1, y = (v * scale + scale // 2 for v in (left, right, row))  # label pixel → its canvas centre
+            brush_stroke(page, to_screen, x0, x1, y, steps=6)
 
 
 def main(url: str, out: Path = Path("assets/screenshots")) -> None:

@@ -77,6 +77,22 @@ def canvas_to_screen(page, size: int):
     return lambda x, y: (cx + (x - size / 2) * zoom, cy + (y - size / 2) * zoom)
 
 
+def pick_color(page, rgb: tuple[int, int, int]) -> None:
+    """Choose a palette swatch in the editor, then go back to the brush (which closes the popover)."""
+    page.locator("#editor button[aria-label='Color']").click()
+    css = f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})"
+    page.locator(f"#editor menu.swatch button.color[style*='background-color: {css}']").first.click()
+    page.locator("#editor button[aria-label='Brush']").click()
+
+
+def brush_stroke(page, to_screen, x0: int, x1: int, y: int, steps: int = 8) -> None:
+    """One horizontal brush stroke from canvas pixel (x0, y) to (x1, y)."""
+    page.mouse.move(*to_screen(x0, y))
+    page.mouse.down()
+    page.mouse.move(*to_screen(x1, y), steps=steps)
+    page.mouse.up()
+
+
 def test_paint_a_stroke_edit_and_move_a_slider(page):
     page.screenshot(path=str(ARTIFACTS / "browser-1-start.png"), full_page=True)
     _, labels_before = shown_image(page, "labels")
@@ -89,18 +105,12 @@ def test_paint_a_stroke_edit_and_move_a_slider(page):
     ys = [(top + 1 + 2 * i) * K for i in range(BAND // 2)]  # the brush is 2 label pixels wide
     x0, x1 = left * K + K // 2, right * K + K // 2
 
-    page.locator("#editor button[aria-label='Color']").click()
-    swatch = page.locator("#editor menu.swatch button.color[style*='background-color: rgb(255, 0, 0)']").first
-    swatch.click()
-    page.locator("#editor button[aria-label='Brush']").click()  # back to painting, popover closed
+    pick_color(page, RED)
     assert "rgb(255, 0, 0)" in page.locator("#editor button[aria-label='Color']").get_attribute("style")
 
     to_screen = canvas_to_screen(page, SIZE * K)
     for y in ys:
-        page.mouse.move(*to_screen(x0, y))
-        page.mouse.down()
-        page.mouse.move(*to_screen(x1, y), steps=8)
-        page.mouse.up()
+        brush_stroke(page, to_screen, x0, x1, y)
     page.screenshot(path=str(ARTIFACTS / "browser-2-painted.png"), full_page=True)
 
     labels_src = page.locator("#labels img").first.get_attribute("src")
