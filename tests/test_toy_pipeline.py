@@ -93,6 +93,24 @@ def test_presets_can_be_validated_on_faces_embedded_like_photos(built):
     np.testing.assert_array_equal(wanted[painted], true_edited[painted])
 
 
+def test_preset_examples_are_painted_only_where_the_edit_changes_the_face(built):
+    """An example's vector should carry the edit, not corrections of that face's own segmentation errors."""
+    model = EditGANModel.from_folder(built)
+    seed, _, labels, wanted, painted = next(build_model._example_edits(model, "bigger_eyes", 2000,
+                                                                      only_the_change=True))
+    params = faces.sample_params(seed)
+    before = faces.render(params, model.generator.size)[1]
+    after = faces.render(faces.apply_edit(params, "bigger_eyes"), model.generator.size)[1]
+    np.testing.assert_array_equal(painted, after != before)
+    np.testing.assert_array_equal(wanted[painted], after[painted])
+    np.testing.assert_array_equal(wanted[~painted], labels[~painted])  # the rest of the face's map as predicted
+    assert (after != labels).sum() > painted.sum()  # the untrained branch's errors are left unpainted
+    record = json.loads((built / "config.json").read_text())["extra"]["vectors"]
+    assert record["example_painting"] == "the edit's change"
+    assert "painting the renderer's true edited label map only where the edit changes the face's true map" in \
+        build_model.stage_card(built, None, None).read_text()
+
+
 def test_segmenter_stage_refuses_many_shot(built):
     with pytest.raises(ValueError, match="at most 32"):
         build_model.stage_segmenter(built, samples=33, epochs=1)

@@ -154,18 +154,29 @@ def stage_encoder(folder: Path, minutes: float, batch: int = 16) -> None:
     config.save(folder)
 
 
-def paint_true_edit(model: EditGANModel, params: np.ndarray, edit: str, current_labels: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """What a user would paint for ``edit``: the true edited label map where it differs from the current one."""
-    _, true_labels = faces.render(faces.apply_edit(params, edit), model.generator.size)
-    painted = true_labels.astype(np.int64) != current_labels
-    return apply_paint(current_labels, painted, true_labels.astype(np.int64)), painted
+def paint_true_edit(model: EditGANModel, params: np.ndarray, edit: str, current_labels: np.ndarray,
+                    only_the_change: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """What a user would paint for ``edit``: the true edited label map, over the current one.
+
+    By default it is painted wherever the two maps differ: the benchmark's user, who also corrects the current
+    map's own segmentation errors. With ``only_the_change`` it is painted only where the edit changes the face's
+    true map: a preset's example, whose vector should carry the edit and not that face's segmentation errors.
+    """
+    size = model.generator.size
+    true_edited = faces.render(faces.apply_edit(params, edit), size)[1].astype(np.int64)
+    if only_the_change:
+        painted = true_edited != faces.render(params, size)[1]
+    else:
+        painted = true_edited != current_labels
+    return apply_paint(current_labels, painted, true_edited), painted
 
 
-def _example_edits(model: EditGANModel, name: str, first_seed: int, embed_steps: int = 0):
+def _example_edits(model: EditGANModel, name: str, first_seed: int, embed_steps: int = 0,
+                   only_the_change: bool = False):
     """Faces from ``first_seed`` on, each with the true edit painted as a user would: yields (seed, latent, label
     map, wanted label map, painted mask). Faces that already show the edit are skipped. With ``embed_steps`` the
-    face is its render embedded like a photo (what the presets meet in use), else the generator's own sample."""
+    face is its render embedded like a photo (what the presets meet in use), else the generator's own sample.
+    ``only_the_change`` is passed on to :func:`paint_true_edit`."""
     seed = first_seed
     while True:
         params = faces.sample_params(seed)
@@ -175,7 +186,7 @@ def _example_edits(model: EditGANModel, name: str, first_seed: int, embed_steps:
             else:
                 z = z_from_params(params, model.style_dim, seed)
                 current = model.render(model.generator.to_wplus(model.generator.mapping(z))[0].numpy())
-            wanted, painted = paint_true_edit(model, params, name, current.labels)
+            wanted, painted = paint_true_edit(model, params, name, current.labels, only_the_change)
             if painted.sum() >= 4:
                 yield seed, current.wplus, current.labels, wanted, painted
         seed += 1
@@ -201,6 +212,10 @@ def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, 
                   validation_embed_steps: int = 100) -> None:
     """Learn each preset the EditGAN way: mask-edit one example face, keep δw+ as the vector.
 
+    The example is painted only where the edit changes the face (as a user makes an edit); painting the whole
+    true edited map would also correct that face's own segmentation errors, and the vector would carry those
+    corrections to every face it is applied to.
+
     ``examples`` > 1 averages that many examples' vectors. With ``candidates`` > 1, that many vectors are
     learned from different example faces and the one that transfers best to ``validation_faces`` other faces
     (after the app's default refinement) is kept: a fixed vector over- or undershoots on faces that need more or
@@ -215,7 +230,7 @@ def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, 
     start = time.time()
     for k, (name, (display, scale_range)) in enumerate(PRESETS.items()):
         classes = list(faces.EDITS[name].classes)
-        examples_faces = _example_edits(model, name, VECTOR_SEED + 10 * k)
+        examples_faces = _example_edits(model, name, VECTOR_SEED + 10 * k, only_the_change=True)
         validation = (list(islice(_example_edits(model, name, VALIDATION_SEED + 100 * k, validation_embed_steps),
                                   validation_faces))
                       if candidates > 1 else [])
@@ -237,7 +252,8 @@ def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, 
         chosen[name] = {"example_seeds": best[2]} | ({"validation_miou": round(best[0], 3)} if validation else {})
         presets.append(PresetInfo(name, display, scale_range, PRESET_SCALE, PRESET_REFINE_STEPS))
     config.presets = presets
-    config.extra["vectors"] = {"examples_per_preset": examples, "edit_steps": steps, "candidates": candidates,
+    config.extra["vectors"] = {"examples_per_preset": examples, "example_painting": "the edit's change",
+                               "edit_steps": steps, "candidates": candidates,
                                "validation_faces": validation_faces if candidates > 1 else 0,
                                "validation_embed_steps": validation_embed_steps, "chosen": chosen,
                                "seconds": round(time.time() - start)}
@@ -254,8 +270,10 @@ def _segmenter_summary(record: dict) -> str:
 
 
 def _presets_summary(record: dict) -> str:
+    painting = ("only where the edit changes the face's true map" if record.get("example_painting")
+                else "wherever it differs from the face's predicted map")
     text = (f"each learned by mask-editing {record.get('examples_per_preset', 1)} example face(s), painting the "
-            "renderer's true edited label map")
+            f"renderer's true edited label map {painting}")
     if record.get("candidates", 1) > 1:
         faces_kind = "renders embedded like photos" if record.get("validation_embed_steps") else "generator samples"
         text += (f"; of {record['candidates']} such vectors from different example faces, the one that transferred "
