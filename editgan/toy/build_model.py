@@ -38,6 +38,7 @@ ANNOTATION_SEED = 1_000  # labelled samples for the segmenter
 VECTOR_SEED = 2_000  # the one example face of each preset
 VALIDATION_SEED = 3_000  # faces that choose among candidate examples (see stage_vectors)
 STATUS_HEADING = "## Status"  # the model card's hand-written section, kept when the card is rebuilt
+EXAMPLE_PAINTING = "the edit's change"  # how stage_vectors paints its example faces, as recorded in config.json
 PRESET_SCALE, PRESET_REFINE_STEPS = 1.0, 30  # the sliders' defaults, also how candidates are scored
 PRESETS = {  # renderer edit → how the app shows it
     "bigger_eyes": ("Bigger eyes", (-1.5, 1.5)),
@@ -252,7 +253,7 @@ def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, 
         chosen[name] = {"example_seeds": best[2]} | ({"validation_miou": round(best[0], 3)} if validation else {})
         presets.append(PresetInfo(name, display, scale_range, PRESET_SCALE, PRESET_REFINE_STEPS))
     config.presets = presets
-    config.extra["vectors"] = {"examples_per_preset": examples, "example_painting": "the edit's change",
+    config.extra["vectors"] = {"examples_per_preset": examples, "example_painting": EXAMPLE_PAINTING,
                                "edit_steps": steps, "candidates": candidates,
                                "validation_faces": validation_faces if candidates > 1 else 0,
                                "validation_embed_steps": validation_embed_steps, "chosen": chosen,
@@ -270,7 +271,7 @@ def _segmenter_summary(record: dict) -> str:
 
 
 def _presets_summary(record: dict) -> str:
-    painting = ("only where the edit changes the face's true map" if record.get("example_painting")
+    painting = ("only where the edit changes the face's true map" if record.get("example_painting") == EXAMPLE_PAINTING
                 else "wherever it differs from the face's predicted map")
     text = (f"each learned by mask-editing {record.get('examples_per_preset', 1)} example face(s), painting the "
             f"renderer's true edited label map {painting}")
