@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,9 @@ class ModelConfig:
     image_box: tuple[int, int, int, int] | None = None
     """(top, left, height, width) of the picture inside the generator canvas; None = the whole canvas."""
     truncation: float = 0.7
+    embed_encoder_weight: float = 1.0
+    """Weight of the term that keeps w+ where the encoder would put G(w+) while a photo is embedded (EditGAN's
+    latent regularizer, weight 1); lower lets the optimization reproduce the photo more closely."""
     presets: list[PresetInfo] = field(default_factory=list)
     license: str = "unknown"
     provenance: str = ""
@@ -119,7 +123,7 @@ class ModelConfig:
             "segmenter": self.segmenter.to_dict() if self.segmenter else None,
             "encoder": self.encoder,
             "image_box": list(self.image_box) if self.image_box else None,
-            "truncation": self.truncation,
+            "truncation": self.truncation, "embed_encoder_weight": self.embed_encoder_weight,
             "presets": [p.to_dict() for p in self.presets],
             "license": self.license, "provenance": self.provenance, "extra": self.extra,
         }
@@ -140,6 +144,7 @@ class ModelConfig:
                 encoder=d.get("encoder"),
                 image_box=tuple(d["image_box"]) if d.get("image_box") else None,
                 truncation=float(d.get("truncation", 0.7)),
+                embed_encoder_weight=float(d.get("embed_encoder_weight", 1.0)),
                 presets=[PresetInfo.from_dict(p) for p in d.get("presets", [])],
                 license=d.get("license", "unknown"), provenance=d.get("provenance", ""), extra=d.get("extra", {}),
             )
@@ -147,6 +152,9 @@ class ModelConfig:
             raise ConfigError(f"config.json is incomplete or malformed: {type(e).__name__}: {e}") from e
         if config.segmenter is not None and not config.class_names:
             raise ConfigError("config.json has a segmenter but lists no classes")
+        if not math.isfinite(config.embed_encoder_weight) or config.embed_encoder_weight < 0:
+            raise ConfigError(f"config.json's embed_encoder_weight must be a number ≥ 0, got "
+                              f"{config.embed_encoder_weight}")
         return config
 
     def save(self, folder: Path) -> None:

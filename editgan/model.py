@@ -323,7 +323,7 @@ class EditGANModel:
         top, left, height, width = self.config.box
         picture = picture.resize((width, height), Image.LANCZOS)
         target = self._to_canvas(to_tensor(picture).to(self.device), -1.0)
-        options = options or EmbedOptions()
+        options = options or EmbedOptions(encoder_weight=self.config.embed_encoder_weight)
         options = EmbedOptions(**{**options.__dict__, "steps": int(steps)})
         result = editing.embed(self.generator, target, self.perceptual, self.encoder, options, self.mean_wplus,
                                self._on_step(on_step), should_stop)

@@ -121,7 +121,8 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
         about = ("EditGAN's FPN encoder (ResNet-50 bottom-up path, feature pyramid, one head per w+ row)"
                  if kind == "fpn" else "EditGAN Studio's small convolutional encoder")
         lines += ["## Encoder", "", f"{about}. It gives the starting latent when a photo is embedded, which "
-                  "optimization then refines.", ""]
+                  "optimization then refines, keeping w+ near where the encoder would put its picture with weight "
+                  f"{config.embed_encoder_weight:g} (EditGAN's: 1).", ""]
         lines += markdown_table(["setting", "value"], [[k, v] for k, v in config.encoder.items()]) + [""]
 
     notes = list(extra.get("notes", []))

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import editgan
-from editgan.editing import EditOptions
+from editgan.editing import EditOptions, EmbedOptions
 from editgan.hub import ModelLoadError
 from editgan.images import ImageError
 from editgan.model import EditGANModel
@@ -105,6 +105,29 @@ def test_embed_a_generated_picture_with_the_encoder_start(model):
     start_error = np.abs(model.render(model.mean_wplus[0].numpy()).image.astype(float) - target.image).mean()
     end_error = np.abs(out.image.astype(float) - target.image).mean()
     assert end_error < start_error
+
+
+def test_embedding_takes_its_regularizer_weight_from_the_config(folder, tmp_path):
+    import shutil
+    loose = tmp_path / "loose"
+    shutil.copytree(folder, loose)
+    config = json.loads((loose / "config.json").read_text())
+    assert config["embed_encoder_weight"] == 1.0  # EditGAN's, unless a model says otherwise
+    config["embed_encoder_weight"] = 0.0
+    (loose / "config.json").write_text(json.dumps(config))
+    strict, free = editgan.load(str(folder), device="cpu"), editgan.load(str(loose), device="cpu")
+    photo = Image.fromarray(strict.sample(seed=4).image)
+    by_config = free.embed(photo, steps=10).wplus
+    np.testing.assert_allclose(by_config, strict.embed(photo, steps=10, options=EmbedOptions(encoder_weight=0.0)).wplus)
+    assert not np.allclose(by_config, strict.embed(photo, steps=10).wplus)
+
+    del config["embed_encoder_weight"]  # configs written before the setting existed
+    (loose / "config.json").write_text(json.dumps(config))
+    assert editgan.load(str(loose), device="cpu").config.embed_encoder_weight == 1.0
+    config["embed_encoder_weight"] = -1
+    (loose / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="embed_encoder_weight must be a number ≥ 0"):
+        editgan.load(str(loose), device="cpu")
 
 
 def test_embed_rejects_bad_uploads(model):

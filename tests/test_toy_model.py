@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import editgan
+from editgan.editing import EmbedOptions
 from editgan.toy import faces
 from editgan.toy.build_model import paint_true_edit
 from editgan.toy.evaluate import miou, psnr
@@ -71,3 +72,14 @@ def test_presets_transfer_to_a_new_face(model):
     x_left = np.nonzero(left.labels == PUPIL)[1].mean()
     x_right = np.nonzero(right.labels == PUPIL)[1].mean()
     assert x_left < x_right
+
+
+def test_its_embedding_setting_reproduces_photos_closer_than_editgans(model):
+    """The model's lighter latent regularizer (config ``embed_encoder_weight``) against EditGAN's weight 1."""
+    assert model.config.embed_encoder_weight < 1.0
+    for seed in SEEDS[:2]:
+        photo, truth = faces.render(faces.sample_params(seed), model.generator.size)
+        shipped = model.embed(photo, steps=100)
+        editgans = model.embed(photo, steps=100, options=EmbedOptions(encoder_weight=1.0))
+        assert psnr(shipped.image, photo) > psnr(editgans.image, photo)
+        assert miou(shipped.labels, truth) > miou(editgans.labels, truth)

