@@ -3,14 +3,16 @@ the checkpoint layout, and the evaluation reports every metric. (Quality is test
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from editgan.model import EditGANModel
 from editgan.toy import build_model, evaluate, faces
-from editgan.toy.train_generator import (GeneratorRecipe, export_generator, load_compact_adversary,
+from editgan.toy.train_generator import (GeneratorRecipe, export_generator, grow_generator, load_compact_adversary,
                                         load_compact_checkpoint, train)
 
 TINY = dict(size=16, style_dim=32, n_mlp=1, channels={4: 16, 8: 16, 16: 8}, batch=4, d_warmup=2)
@@ -155,7 +157,8 @@ def test_model_card_tells_training_and_scores(built, tmp_path):
 
 def test_model_card_says_when_the_adversarial_term_was_on(tmp_path):
     recipe = GeneratorRecipe(**TINY)
-    export_generator(tmp_path, recipe.generator(), recipe, step=120, seconds=60, adversarial_from=100)
+    export_generator(tmp_path, recipe.generator(), recipe, step=120, seconds=60,
+                     history={"adversarial_from_step": 100})
     build_model.stage_segmenter(tmp_path, samples=2, epochs=1, embed_steps=2)
     card = build_model.stage_card(tmp_path, None, None).read_text()
     assert "from step 100 on, plus 0.01 × the non-saturating adversarial loss" in card
@@ -187,12 +190,16 @@ def test_generator_training_resumes_on_a_fresh_clone_from_the_compact_checkpoint
     recipe = GeneratorRecipe(**TINY)
     tree, export = tmp_path / "checkpoints" / "g.safetensors", tmp_path / "model"
     train(tmp_path / "run", export, minutes=0.02, recipe=recipe, threads=1, tree_checkpoint=tree)
-    g, optimizer, step, _ = load_compact_checkpoint(tree, recipe)
+    saved = load_compact_checkpoint(tree, recipe)
+    step = saved.step
     run_state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert step == run_state["step"] > 0
-    assert len(optimizer.state) == len(list(g.parameters()))  # Adam's moments came back too
-    for name, value in g.state_dict().items():
+    assert len(saved.optimizer.state) == len(list(saved.g.parameters()))  # Adam's moments came back too
+    for name, value in saved.g.state_dict().items():
         torch.testing.assert_close(value, run_state["g"][name], atol=2e-3, rtol=2e-3)  # fp16 storage
+    for name, value in saved.g_ema.state_dict().items():  # and the EMA weights
+        torch.testing.assert_close(value, run_state["g_ema"][name], atol=2e-3, rtol=2e-3)
+    assert saved.history == run_state["history"] == {"adversarial_from_step": 0}
 
     adversary = load_compact_adversary(tree, recipe)  # the discriminator comes back too (fp16 weights)
     assert adversary.steps == run_state["d_steps"] > recipe.d_warmup
@@ -203,7 +210,7 @@ def test_generator_training_resumes_on_a_fresh_clone_from_the_compact_checkpoint
         train(tmp_path / "fresh-clone-run", export, minutes=0.02, recipe=recipe, threads=1, tree_checkpoint=tree)
     assert f"resumed from {tree} at step {step}" in caplog.text
     assert "fresh discriminator" not in caplog.text.split(f"resumed from {tree}")[1]  # no second warm-up
-    assert load_compact_checkpoint(tree, recipe)[2] > step
+    assert load_compact_checkpoint(tree, recipe).step > step
 
 
 def test_generator_training_without_the_adversarial_term_has_no_discriminator(tmp_path):
@@ -245,4 +252,57 @@ def test_interrupted_generator_training_keeps_what_it_trained(tmp_path, monkeypa
     train(tmp_path / "run", tmp_path / "model", minutes=10, recipe=recipe, threads=1, tree_checkpoint=tree)
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 2
     assert json.loads((tmp_path / "model" / "generator_training.json").read_text())["step"] == 2
-    assert load_compact_checkpoint(tree, recipe)[2] == 2
+    assert load_compact_checkpoint(tree, recipe).step == 2
+
+
+def test_a_grown_generator_starts_as_the_smaller_ones_picture_upsampled():
+    torch.manual_seed(0)
+    small = GeneratorRecipe(**TINY).generator()
+    grown = grow_generator(small, GeneratorRecipe(**{**TINY, "size": 32}))
+    assert grown.size == 32 and grown.n_latent == small.n_latent + 2
+    z = torch.randn(3, TINY["style_dim"])
+    with torch.no_grad():
+        upsampled = F.interpolate(small(z), scale_factor=2, mode="bilinear", align_corners=False)
+        picture = grown(z)
+    # StyleGAN2's [1, 3, 3, 1] upsampling is bilinear away from the border, where it pads with zeros
+    torch.testing.assert_close(picture[..., 2:-2, 2:-2], upsampled[..., 2:-2, 2:-2], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="cannot grow"):
+        grow_generator(small, GeneratorRecipe(**{**TINY, "size": 32, "style_dim": 16}))
+
+
+def test_a_grown_run_trains_resumes_and_remembers_where_it_came_from(tmp_path, caplog):
+    small_recipe = GeneratorRecipe(**TINY)  # trained with the adversarial term, from step 40 on
+    small_folder = tmp_path / "small"
+    export_generator(small_folder, small_recipe.generator(), small_recipe, step=50, seconds=30,
+                     history={"adversarial_from_step": 40})
+    recipe = GeneratorRecipe(**{**TINY, "size": 32, "adv_weight": 0.0})
+    tree, export = tmp_path / "g.safetensors", tmp_path / "grown"
+    train(tmp_path / "run", export, minutes=0.02, recipe=recipe, threads=1, tree_checkpoint=tree,
+          grow_from=small_folder)
+    record = json.loads((export / "generator_training.json").read_text())
+    assert record["generator"]["size"] == 32 and record["step"] > 50  # the small run's steps count on
+    assert record["grown_from"]["size"] == 16 and record["grown_from"]["step"] == 50
+    assert record["grown_from"]["adversarial_from_step"] == 40
+    build_model.stage_segmenter(export, samples=2, epochs=1, embed_steps=2)
+    card = build_model.stage_card(export, None, None).read_text()
+    assert "at 16 px; from step 40 on, plus 0.01 × the non-saturating" in card
+    assert "; then grown to 32 px at step 50 (new blocks of widths 32: 16" in card
+    assert card.count("adversarial") == 1  # the grown run trains without it
+
+    shutil.rmtree(export)  # a fresh clone: only the compact checkpoint is in the repository
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train(tmp_path / "fresh-clone-run", export, minutes=0.02, recipe=recipe, threads=1, tree_checkpoint=tree,
+              grow_from=small_folder)
+    assert f"resumed from {tree} at step {record['step']}" in caplog.text and "grew" not in caplog.text
+    again = json.loads((export / "generator_training.json").read_text())
+    assert again["step"] > record["step"] and again["grown_from"] == record["grown_from"]
+
+
+def test_training_at_another_size_than_the_checkpoint_says_so(tmp_path):
+    recipe = GeneratorRecipe(**{**TINY, "adv_weight": 0.0})
+    tree = tmp_path / "g.safetensors"
+    train(tmp_path / "run", None, minutes=0.01, recipe=recipe, threads=1, tree_checkpoint=tree)
+    with pytest.raises(ValueError, match=r"g.safetensors \(16 px\).*--size"):
+        train(tmp_path / "other-run", None, minutes=0.01, recipe=GeneratorRecipe(**{**recipe.__dict__, "size": 32}),
+              threads=1, tree_checkpoint=tree)

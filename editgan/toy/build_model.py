@@ -333,10 +333,7 @@ def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Pat
              "Everything was trained from scratch on this project's 2-core CPU machines; the scripts are in "
              "`editgan/toy/` and run with `python -m editgan train generator|segmenter|encoder|vectors`.", ""]
     lines += markdown_table(["stage", "what", "cost"], [
-        ["generator", "parameter-conditioned StyleGAN2: z's first 23 entries are the face parameters through the "
-                      "normal CDF; trained to reproduce the renderer's face with L1 (×10 on eyes, brows, nose, "
-                      "mouth) + image-gradient L1 + multi-scale L1" + _adversarial_summary(record)
-                      + "; EMA weights exported",
+        ["generator", _generator_summary(record),
          f"{record['step']} steps of batch {record['recipe']['batch']} ({record['images_seen']} rendered faces), "
          f"{record['cpu_seconds'] / 3600:.1f} h"],
         ["segmenter", _segmenter_summary(extra.get("segmenter_training", {})),
@@ -373,6 +370,21 @@ def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Pat
     status = _status_section(path.read_text(encoding="utf-8")) if path.is_file() else ""
     path.write_text("\n".join(lines) + "\n" + status, encoding="utf-8")
     return path
+
+
+def _generator_summary(record: dict) -> str:
+    text = ("parameter-conditioned StyleGAN2: z's first 23 entries are the face parameters through the normal CDF; "
+            "trained to reproduce the renderer's face with L1 (×10 on eyes, brows, nose, mouth) + image-gradient L1 "
+            "+ multi-scale L1")
+    grown = record.get("grown_from")
+    if grown is not None:
+        size = record["generator"]["size"]
+        widths = ", ".join(f"{r}: {c}" for r, c in record["generator"]["channels"].items() if int(r) > grown["size"])
+        text += (f" at {grown['size']} px{_adversarial_summary(grown)}; then grown to {size} px at step "
+                 f"{grown['step']} (new blocks of widths {widths}, their output layers starting at zero, so that "
+                 f"it began as its {grown['size']}-px picture upsampled) and trained on at {size} px with the same "
+                 f"loss")
+    return text + _adversarial_summary(record) + "; EMA weights exported"
 
 
 def _adversarial_summary(record: dict) -> str:

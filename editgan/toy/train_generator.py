@@ -62,7 +62,7 @@ class GeneratorRecipe:
     adv_weight: float = 0.01
     """Weight of G's non-saturating loss. At 0.1 it was as large as the L1 terms and overrode the target (hair
     erased, eyes drifting to a template: training_notes.md); 0 trains without a discriminator."""
-    d_channels: dict[int, int] = field(default_factory=lambda: {64: 16, 32: 32, 16: 64, 8: 128, 4: 128})
+    d_channels: dict[int, int] = field(default_factory=lambda: {128: 8, 64: 16, 32: 32, 16: 64, 8: 128, 4: 128})
     """Narrow at full resolution: the discriminator is most of the cost of a step on the CPU."""
     d_lr: float = 5e-4
     """Without StyleGAN2's equalized learning rate, its 2e-3 made the scores run off to thousands within 300
@@ -75,6 +75,14 @@ class GeneratorRecipe:
     """Lazy R1: the penalty every ``r1_every`` discriminator steps, scaled up by as much."""
     d_warmup: int = 500
     """Discriminator-only steps when a run starts without a trained discriminator."""
+
+    def __post_init__(self):
+        # a size above the listed widths (a grown generator) halves the width at each doubling, like StyleGAN2
+        self.channels = dict(self.channels)
+        resolution = max(self.channels)
+        while resolution < self.size:
+            self.channels[resolution * 2] = max(self.channels[resolution] // 2, 16)
+            resolution *= 2
 
     def generator(self) -> Generator:
         return Generator(self.size, self.style_dim, self.n_mlp, channels=self.channels, lr_mlp=self.lr_mlp)
@@ -141,6 +149,25 @@ def update_ema(ema: Generator, live: Generator, beta: float) -> None:
 
 
 @torch.no_grad()
+def grow_generator(small: Generator, recipe: GeneratorRecipe) -> Generator:
+    """A generator of ``recipe.size`` that starts as ``small``'s picture upsampled: it takes every tensor the two
+    share (mapping, blocks, output layers, noise maps), and the output layers of its new blocks start at zero, so
+    those blocks add nothing until training teaches them detail."""
+    grown = recipe.generator()
+    target = grown.state_dict()
+    shared = {name: value for name, value in small.state_dict().items()
+              if name in target and target[name].shape == value.shape}
+    if len(shared) != len(small.state_dict()) or grown.size <= small.size:
+        raise ValueError(f"cannot grow a {small.size}-px generator into {recipe.generator_config()}: "
+                         f"the recipe must keep its widths and mapping and be larger")
+    grown.load_state_dict(shared, strict=False)
+    for to_rgb in grown.to_rgbs[len(small.to_rgbs):]:
+        to_rgb.conv.weight.zero_()
+    log.info("grew the %d-px generator to %d px (%d tensors carried over)", small.size, grown.size, len(shared))
+    return grown
+
+
+@torch.no_grad()
 def held_out_l1(g: Generator, style_dim: int, size: int, n: int = 32, seed: int = 12345) -> dict[str, float]:
     """Mean L1 per class on faces the training stream never draws (its own seed), for the log."""
     z = torch.randn(n, style_dim, generator=torch.Generator().manual_seed(seed))
@@ -197,10 +224,11 @@ class Adversary:
 
 
 def save_checkpoint(path: Path, g: Generator, g_ema: Generator, optimizer: torch.optim.Optimizer, step: int,
-                    seconds: float, recipe: GeneratorRecipe, adversary: Adversary | None = None) -> None:
+                    seconds: float, recipe: GeneratorRecipe, adversary: Adversary | None = None,
+                    history: dict | None = None) -> None:
     tmp = path.with_suffix(".tmp")
     state = {"g": g.state_dict(), "g_ema": g_ema.state_dict(), "optimizer": optimizer.state_dict(),
-             "step": step, "seconds": seconds, "recipe": asdict(recipe)}
+             "step": step, "seconds": seconds, "recipe": asdict(recipe), "history": history or {}}
     if adversary is not None:
         state.update(adversary.state())
     torch.save(state, tmp)
@@ -208,45 +236,54 @@ def save_checkpoint(path: Path, g: Generator, g_ema: Generator, optimizer: torch
 
 
 def export_generator(folder: Path, g_ema: Generator, recipe: GeneratorRecipe, step: int, seconds: float,
-                     adversarial_from: int | None = None) -> None:
-    """Write the EMA generator as ``generator.safetensors`` + its training state, in the model-folder layout.
-    ``adversarial_from`` is the step from which the adversarial term was on, for the model card."""
+                     history: dict | None = None) -> None:
+    """Write the EMA generator as ``generator.safetensors`` + its training record, in the model-folder layout.
+    ``history`` says how the run got here, for the model card: ``adversarial_from_step`` (the step from which the
+    adversarial term was on) and ``grown_from`` (the smaller generator's record, when it was grown)."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in g_ema.state_dict().items()}, str(folder / "generator.safetensors"))
     record = {"step": step, "images_seen": step * recipe.batch, "cpu_seconds": round(seconds),
               "recipe": {k: v for k, v in asdict(recipe).items() if k not in ("channels", "d_channels")},
-              "generator": recipe.generator_config()}
-    if adversarial_from is not None:
-        record["adversarial_from_step"] = adversarial_from
+              "generator": recipe.generator_config(), **(history or {})}
     (folder / "generator_training.json").write_text(json.dumps(record, indent=1))
 
 
-def _adversarial_from(export_dir: Path | None, step: int) -> int:
-    """The step the adversarial term started at: as the exported record says, else now."""
-    record = export_dir / "generator_training.json" if export_dir is not None else None
-    if record is not None and record.is_file():
-        return int(json.loads(record.read_text()).get("adversarial_from_step", step))
-    return step
+HISTORY_KEYS = ("adversarial_from_step", "grown_from")
 
 
-def load_exported(folder: Path, recipe: GeneratorRecipe) -> tuple[Generator, int, float]:
-    """Resume from an exported model folder (the EMA weights; the optimizer restarts)."""
+def exported_record(folder: Path | None) -> dict:
+    """An exported model folder's training record (empty when there is none)."""
+    record = folder / "generator_training.json" if folder is not None else None
+    return json.loads(record.read_text()) if record is not None and record.is_file() else {}
+
+
+def history_of(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k in HISTORY_KEYS}
+
+
+def load_exported(folder: Path, recipe: GeneratorRecipe | None = None) -> tuple[Generator, int, float]:
+    """Resume from an exported model folder (the EMA weights; the optimizer restarts). Without a recipe the
+    generator is built as the folder's record describes it."""
     from safetensors.torch import load_file
 
-    g = recipe.generator()
+    from ..config import GeneratorConfig
+
+    state = exported_record(folder)
+    g = (recipe.generator() if recipe is not None
+         else Generator(**GeneratorConfig.from_dict(state["generator"]).kwargs()))
     g.load_state_dict(load_file(str(folder / "generator.safetensors")), strict=True)
-    state = json.loads((folder / "generator_training.json").read_text())
     return g, int(state["step"]), float(state["cpu_seconds"])
 
 
 def save_compact_checkpoint(path: Path, g: Generator, optimizer: torch.optim.Optimizer, step: int,
-                            seconds: float, adversary: Adversary | None = None) -> None:
+                            seconds: float, adversary: Adversary | None = None, g_ema: Generator | None = None,
+                            history: dict | None = None) -> None:
     """The live generator (fp16) and Adam's moments (bf16: their squares underflow fp16) as one safetensors
-    file, about 20 MB for the embedded model: small enough to keep the latest one in the repository. With the
-    exported EMA generator it resumes training on a fresh clone. The discriminator goes along as fp16 weights
-    only (2 MB); its optimizer restarts."""
+    file, about 20 MB for the embedded model: small enough to keep the latest one in the repository. It resumes
+    training on a fresh clone. The EMA generator goes along as fp16 weights (6 MB) when given, else it comes from
+    the exported model folder; the discriminator as fp16 weights only (2 MB), its optimizer restarts."""
     from safetensors.torch import save_file
 
     tensors = {f"g.{name}": buffer.detach().contiguous() for name, buffer in g.named_buffers()}  # noise maps
@@ -258,7 +295,11 @@ def save_compact_checkpoint(path: Path, g: Generator, optimizer: torch.optim.Opt
             tensors[f"exp_avg.{name}"] = state["exp_avg"].bfloat16().contiguous()
             tensors[f"exp_avg_sq.{name}"] = state["exp_avg_sq"].bfloat16().contiguous()
             adam_steps.append(float(state["step"]))
-    metadata = {"step": str(step), "seconds": str(round(seconds)), "adam_step": str(max(adam_steps, default=0))}
+    metadata = {"step": str(step), "seconds": str(round(seconds)), "adam_step": str(max(adam_steps, default=0)),
+                "size": str(g.size), "history": json.dumps(history or {})}
+    if g_ema is not None:
+        tensors.update({f"ema.{name}": value.detach().half().contiguous()
+                        for name, value in g_ema.state_dict().items()})
     if adversary is not None:
         tensors.update({f"d.{name}": value.detach().half().contiguous()
                         for name, value in adversary.d.state_dict().items()})
@@ -269,13 +310,33 @@ def save_compact_checkpoint(path: Path, g: Generator, optimizer: torch.optim.Opt
     tmp.replace(path)
 
 
-def load_compact_checkpoint(path: Path, recipe: GeneratorRecipe) -> tuple[Generator, torch.optim.Optimizer, int,
-                                                                          float]:
-    """Inverse of :func:`save_compact_checkpoint`: (live generator, its Adam, step, CPU seconds)."""
+@dataclass
+class CompactCheckpoint:
+    """What :func:`load_compact_checkpoint` gives back."""
+    g: Generator
+    optimizer: torch.optim.Optimizer
+    step: int
+    seconds: float
+    g_ema: Generator | None
+    """None when the checkpoint was saved without it (the EMA weights are then in the exported folder)."""
+    history: dict
+
+
+def compact_checkpoint_size(path: Path) -> int:
+    """The picture size a compact checkpoint was trained at (those from before growing have 64 px)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return int(f.metadata().get("size", 64))
+
+
+def load_compact_checkpoint(path: Path, recipe: GeneratorRecipe) -> CompactCheckpoint:
+    """Inverse of :func:`save_compact_checkpoint`."""
     from safetensors import safe_open
 
     g = recipe.generator()
     optimizer = torch.optim.Adam(g.parameters(), lr=recipe.lr, betas=recipe.betas)
+    g_ema = None
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         names = set(f.keys())
@@ -285,7 +346,12 @@ def load_compact_checkpoint(path: Path, recipe: GeneratorRecipe) -> tuple[Genera
                 optimizer.state[param] = {"step": torch.tensor(float(meta["adam_step"])),
                                           "exp_avg": f.get_tensor(f"exp_avg.{name}").float(),
                                           "exp_avg_sq": f.get_tensor(f"exp_avg_sq.{name}").float()}
-    return g, optimizer, int(meta["step"]), float(meta["seconds"])
+        if any(name.startswith("ema.") for name in names):
+            g_ema = recipe.generator()
+            g_ema.load_state_dict({name: f.get_tensor(f"ema.{name}").float() for name in g_ema.state_dict()},
+                                  strict=True)
+    return CompactCheckpoint(g, optimizer, int(meta["step"]), float(meta["seconds"]), g_ema,
+                             json.loads(meta.get("history", "{}")))
 
 
 def load_compact_adversary(path: Path, recipe: GeneratorRecipe) -> Adversary | None:
@@ -303,51 +369,98 @@ def load_compact_adversary(path: Path, recipe: GeneratorRecipe) -> Adversary | N
     return adversary
 
 
+@dataclass
+class StartingPoint:
+    """The state a training run starts from."""
+    g: Generator
+    g_ema: Generator
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    seconds: float = 0.0
+    adversary: Adversary | None = None
+    history: dict = field(default_factory=dict)
+
+
+def starting_point(recipe: GeneratorRecipe, checkpoint: Path, tree_checkpoint: Path | None,
+                   export_dir: Path | None, grow_from: Path | None) -> StartingPoint:
+    """Resume from the first of these that holds a generator of ``recipe.size``: the run checkpoint, the compact
+    ``tree_checkpoint`` kept in the repository, the exported EMA weights in ``export_dir`` (fresh optimizer);
+    else grow the smaller generator exported in ``grow_from``; else start afresh."""
+    def fresh_optimizer(g: Generator) -> torch.optim.Optimizer:
+        return torch.optim.Adam(g.parameters(), lr=recipe.lr, betas=recipe.betas)
+
+    def copy_of(g: Generator) -> Generator:
+        ema = recipe.generator()
+        ema.load_state_dict(g.state_dict())
+        return ema
+
+    exported = exported_record(export_dir)
+    exported_size = exported["generator"]["size"] if exported else None
+    other_sizes = []
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        if state["recipe"]["size"] == recipe.size:
+            g, g_ema = recipe.generator(), recipe.generator()
+            g.load_state_dict(state["g"])
+            g_ema.load_state_dict(state["g_ema"])
+            optimizer = fresh_optimizer(g)
+            optimizer.load_state_dict(state["optimizer"])
+            adversary = Adversary.from_state(recipe, state) if recipe.adv_weight > 0 else None
+            log.info("resumed from %s at step %d", checkpoint, state["step"])
+            return StartingPoint(g, g_ema, optimizer, state["step"], state["seconds"], adversary,
+                                 state.get("history", history_of(exported)))
+        other_sizes.append(f"{checkpoint} ({state['recipe']['size']} px)")
+    if tree_checkpoint is not None and tree_checkpoint.exists():
+        size = compact_checkpoint_size(tree_checkpoint)
+        if size == recipe.size:
+            saved = load_compact_checkpoint(tree_checkpoint, recipe)
+            if saved.g_ema is None:  # saved before the EMA weights went along: they are in the export
+                saved.g_ema = (load_exported(export_dir, recipe)[0] if exported_size == recipe.size
+                               else copy_of(saved.g))
+            adversary = load_compact_adversary(tree_checkpoint, recipe) if recipe.adv_weight > 0 else None
+            log.info("resumed from %s at step %d", tree_checkpoint, saved.step)
+            return StartingPoint(saved.g, saved.g_ema, saved.optimizer, saved.step, saved.seconds, adversary,
+                                 saved.history or history_of(exported))
+        other_sizes.append(f"{tree_checkpoint} ({size} px)")
+    if exported_size == recipe.size:
+        g, step, seconds = load_exported(export_dir, recipe)
+        log.info("resumed from the exported EMA weights in %s at step %d (fresh optimizer)", export_dir, step)
+        return StartingPoint(g, copy_of(g), fresh_optimizer(g), step, seconds, None, history_of(exported))
+    if exported_size is not None:
+        other_sizes.append(f"{export_dir} ({exported_size} px)")
+    if grow_from is not None:
+        small, step, seconds = load_exported(grow_from)
+        g = grow_generator(small, recipe)
+        record = exported_record(grow_from)
+        grown_from = {"size": small.size, "step": step, "cpu_seconds": round(seconds), "recipe": record["recipe"],
+                      **history_of(record)}
+        return StartingPoint(g, copy_of(g), fresh_optimizer(g), step, seconds, None, {"grown_from": grown_from})
+    if other_sizes:
+        raise ValueError(f"nothing to resume at {recipe.size} px: {', '.join(other_sizes)} "
+                         f"hold other sizes; pass --size to match, or --grow-from a smaller model folder")
+    g = recipe.generator()
+    return StartingPoint(g, copy_of(g), fresh_optimizer(g))
+
+
 def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: GeneratorRecipe,
-          save_every_minutes: float = 10.0, threads: int = 2, tree_checkpoint: Path | None = None) -> None:
-    """Train for ``minutes`` of wall time, resuming from (in this order) ``<run_dir>/checkpoint.pt``, the compact
-    ``tree_checkpoint`` kept in the repository, or the exported EMA weights in ``export_dir`` (fresh optimizer).
-    Writes the run checkpoint and the export every ``save_every_minutes`` and the compact checkpoint at the end."""
+          save_every_minutes: float = 10.0, threads: int = 2, tree_checkpoint: Path | None = None,
+          grow_from: Path | None = None) -> None:
+    """Train for ``minutes`` of wall time from :func:`starting_point`. Writes the run checkpoint and the export
+    every ``save_every_minutes`` and the compact checkpoint at the end."""
     torch.set_num_threads(threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.pt"
-    g = recipe.generator()
-    optimizer = torch.optim.Adam(g.parameters(), lr=recipe.lr, betas=recipe.betas)
-    step, seconds, adversary = 0, 0.0, None
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
-        g.load_state_dict(state["g"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, seconds = state["step"], state["seconds"]
-        g_ema = recipe.generator()
-        g_ema.load_state_dict(state["g_ema"])
-        if recipe.adv_weight > 0:
-            adversary = Adversary.from_state(recipe, state)
-        log.info("resumed from %s at step %d", checkpoint, step)
-    elif tree_checkpoint is not None and tree_checkpoint.exists():
-        g, optimizer, step, seconds = load_compact_checkpoint(tree_checkpoint, recipe)
-        g_ema = recipe.generator()
-        exported = export_dir is not None and (export_dir / "generator_training.json").exists()
-        g_ema.load_state_dict(load_exported(export_dir, recipe)[0].state_dict() if exported else g.state_dict())
-        if recipe.adv_weight > 0:
-            adversary = load_compact_adversary(tree_checkpoint, recipe)
-        log.info("resumed from %s at step %d", tree_checkpoint, step)
-    elif export_dir is not None and (export_dir / "generator_training.json").exists():
-        g, step, seconds = load_exported(export_dir, recipe)
-        optimizer = torch.optim.Adam(g.parameters(), lr=recipe.lr, betas=recipe.betas)
-        g_ema = recipe.generator()
-        g_ema.load_state_dict(g.state_dict())
-        log.info("resumed from the exported EMA weights in %s at step %d (fresh optimizer)", export_dir, step)
-    else:
-        g_ema = recipe.generator()
-        g_ema.load_state_dict(g.state_dict())
+    start_from = starting_point(recipe, checkpoint, tree_checkpoint, export_dir, grow_from)
+    g, g_ema, optimizer, adversary = start_from.g, start_from.g_ema, start_from.optimizer, start_from.adversary
+    step, seconds, history = start_from.step, start_from.seconds, start_from.history
     for group in optimizer.param_groups:  # a resumed optimizer keeps its old rate otherwise
         group["lr"] = recipe.lr
     warmup = 0
     if recipe.adv_weight > 0 and adversary is None:
         adversary, warmup = Adversary.fresh(recipe), recipe.d_warmup
         log.info("a fresh discriminator: %d discriminator-only steps first", warmup)
-    adversarial_from = _adversarial_from(export_dir, step) if adversary is not None else None
+    if adversary is not None:
+        history.setdefault("adversarial_from_step", step)
     g_ema.requires_grad_(False).eval()
     beta = 0.5 ** (recipe.batch / (recipe.ema_kimg * 1000))
     data = DataLoader(RenderedFaces(recipe.batch, recipe.style_dim, recipe.size,
@@ -359,9 +472,9 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
 
     def save(step: int, total_seconds: float) -> None:
         """The run checkpoint and, when there is a model folder, the exported EMA weights."""
-        save_checkpoint(checkpoint, g, g_ema, optimizer, step, total_seconds, recipe, adversary)
+        save_checkpoint(checkpoint, g, g_ema, optimizer, step, total_seconds, recipe, adversary, history)
         if export_dir is not None:
-            export_generator(export_dir, g_ema, recipe, step, total_seconds, adversarial_from)
+            export_generator(export_dir, g_ema, recipe, step, total_seconds, history)
 
     interrupted = False
     try:  # Ctrl-C or SIGTERM (see main) end the run early, keeping what it trained
@@ -411,7 +524,7 @@ def train(run_dir: Path, export_dir: Path | None, minutes: float, recipe: Genera
     if interrupted:
         save(step, total)
     if tree_checkpoint is not None:
-        save_compact_checkpoint(tree_checkpoint, g, optimizer, step, total, adversary)
+        save_compact_checkpoint(tree_checkpoint, g, optimizer, step, total, adversary, g_ema, history)
 
 
 def _interrupt(signum, frame) -> None:
@@ -428,6 +541,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/toy_generator.safetensors"),
                         help="compact resumable checkpoint kept in the repository (written at the end)")
+    parser.add_argument("--size", type=int, default=GeneratorRecipe.size,
+                        help="picture size; widths above 64 px halve at each doubling")
+    parser.add_argument("--grow-from", type=Path, default=None, metavar="FOLDER",
+                        help="start a larger --size from the smaller generator exported in FOLDER (when there is "
+                             "nothing of that size to resume from)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=GeneratorRecipe.lr,
                         help="learning rate (lower it for a final, finer phase)")
@@ -436,8 +554,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     signal.signal(signal.SIGTERM, _interrupt)
-    recipe = GeneratorRecipe(batch=args.batch, lr=args.lr, adv_weight=args.adv_weight)
-    train(args.run, args.export, args.minutes, recipe, args.save_every, args.threads, args.checkpoint)
+    recipe = GeneratorRecipe(size=args.size, batch=args.batch, lr=args.lr, adv_weight=args.adv_weight)
+    try:
+        train(args.run, args.export, args.minutes, recipe, args.save_every, args.threads, args.checkpoint,
+              args.grow_from)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 if __name__ == "__main__":
