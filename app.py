@@ -16,10 +16,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from editgan.cpu_memory import keep_freed_memory
-    from editgan.ui import build_demo
+    from editgan.app import build_demo
+    from editgan.engine.cpu_memory import keep_freed_memory
 
-    keep_freed_memory()  # before Gradio starts its worker threads (see editgan/cpu_memory.py)
+    keep_freed_memory()  # before Gradio starts its worker threads (see editgan/engine/cpu_memory.py)
 
     build_demo(model=args.model, device=args.device).launch(share=args.share, server_name=args.host,
                                                             server_port=args.port)

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .model import EditGANModel, EditOutcome, Rendering, load  # noqa: E402
+from editgan.engine.model import EditGANModel, EditOutcome, Rendering, load  # noqa: E402
 
 __all__ = ["EditGANModel", "EditOutcome", "Rendering", "load", "__version__"]

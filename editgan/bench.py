@@ -22,15 +22,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import editing
-from .config import GeneratorConfig, ModelConfig, SegmenterSettings
-from .editing import EditOptions
-from .hub import DEFAULT_MODEL, embedded_models
-from .labels import region_of_interest
-from .model import EditGANModel, choose_device
-from .networks.lpips import LPIPS
-from .networks.segmenter import Segmenter, SegmenterConfig
-from .networks.stylegan2 import Generator
+from editgan.engine import editing
+from editgan.engine.editing import EditOptions
+from editgan.engine.labels import region_of_interest
+from editgan.engine.model import EditGANModel, choose_device
+from editgan.modelio.config import GeneratorConfig, ModelConfig, SegmenterSettings
+from editgan.modelio.hub import DEFAULT_MODEL, embedded_models
+from editgan.networks.lpips import LPIPS
+from editgan.networks.segmenter import Segmenter, SegmenterConfig
+from editgan.networks.stylegan2 import Generator
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +153,13 @@ def bench_model(name: str, model: EditGANModel, repeats: int, full: bool, memory
 
 
 def _vector_like(model: EditGANModel, delta: torch.Tensor):
-    from .vectors import EditingVector
+    from editgan.modelio.vectors import EditingVector
     return EditingVector("bench", delta.cpu().numpy(), classes=[1])
 
 
 # -- segmenter memory: each path in a fresh process, so the peak is its own --------------------------------------
 def _memory_child(shapes: list[tuple[int, int, int]], config: dict, path: str, device: str, queue) -> None:
-    from .cpu_memory import return_freed_memory
+    from editgan.engine.cpu_memory import return_freed_memory
     return_freed_memory()  # so that the peak is of live memory, not of what the allocator kept
     torch.set_num_threads(2)
     dev = torch.device(device)

@@ -17,7 +17,7 @@ from PIL import Image
 
 
 def _save_rendering(out: Path, rendering, palette) -> list[Path]:
-    from .labels import colorize
+    from editgan.colors import colorize
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "image.png", out / "latent.npy"]
     Image.fromarray(rendering.image).save(written[0])
@@ -31,7 +31,7 @@ def _save_rendering(out: Path, rendering, palette) -> list[Path]:
 
 
 def cmd_sample(args) -> None:
-    from .model import load
+    from editgan.engine.model import load
     model = load(args.model, args.device)
     sample = model.sample(args.seed, args.truncation)
     for path in _save_rendering(args.out, sample, model.config.palette):
@@ -40,8 +40,8 @@ def cmd_sample(args) -> None:
 
 def cmd_edit(args) -> None:
     """Edit from a painted label map given as a PNG in the model's palette (or a .npy of class ids)."""
-    from .labels import snap_to_palette
-    from .model import load
+    from editgan.colors import snap_to_palette
+    from editgan.engine.model import load
     model = load(args.model, args.device)
     wplus = np.load(args.latent)
     current = model.render(wplus)
@@ -62,8 +62,8 @@ def cmd_edit(args) -> None:
 
 
 def cmd_apply(args) -> None:
-    from .model import load
-    from .vectors import EditingVector
+    from editgan.engine.model import load
+    from editgan.modelio.vectors import EditingVector
     model = load(args.model, args.device)
     vector = args.vector if args.vector in model.presets else EditingVector.load(Path(args.vector))
     outcome = model.apply_vector(np.load(args.latent), vector, args.scale, args.refine)
@@ -72,7 +72,7 @@ def cmd_apply(args) -> None:
 
 
 def cmd_embed(args) -> None:
-    from .model import load
+    from editgan.engine.model import load
     model = load(args.model, args.device)
     outcome = model.embed(args.image, steps=args.steps)
     for path in _save_rendering(args.out, outcome, model.config.palette):
@@ -80,7 +80,7 @@ def cmd_embed(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from .bench import run
+    from editgan.bench import run
     report = run(args.models.split(","), args.repeats, args.full, args.device, args.json)
     if args.json:
         print(f"wrote {args.json}")
@@ -89,26 +89,36 @@ def cmd_bench(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .toy import train_generator
+    from editgan.toy import train_generator
     if args.stage == "generator":
         train_generator.main(args.rest)
     else:
-        from .toy import build_model
+        from editgan.toy import build_model
         build_model.main([args.stage, *args.rest])
 
 
 def cmd_evaluate(args) -> None:
-    from .toy import evaluate
+    from editgan.toy import evaluate
     evaluate.main(args.rest)
 
 
 def cmd_convert(args) -> None:
-    from .convert import run
-    print(f"converted: {run(args)}")
+    def progress(message: str) -> None:
+        print(message, flush=True)
+
+    if args.format == "editgan-car":
+        from editgan.modelio.convert.editgan_car import convert_editgan_car
+        out = convert_editgan_car(args.generator, args.classifiers, args.out, args.vectors, args.encoder, args.name,
+                                  args.overwrite, progress, args.license)
+    else:
+        from editgan.modelio.convert.rosinality import convert_rosinality
+        out = convert_rosinality(args.checkpoint, args.out, args.size, args.channel_multiplier, args.name,
+                                 args.license, args.license_link, args.truncation, args.overwrite, progress)
+    print(f"converted: {out}")
 
 
 def cmd_push(args) -> None:
-    from .hub import push
+    from editgan.modelio.hub import push
     push(args.folder, args.repo_id, private=args.private, branch=args.branch, token=args.token,
          message=args.message, progress=lambda text: print(text, flush=True))
 
@@ -125,6 +135,8 @@ def _convert_arguments(parser: argparse.ArgumentParser) -> None:
                    help="folder with the release's editing_vectors/*.npy, or the files")
     p.add_argument("--encoder", type=Path, default=None, help="BEST_loss*.pth (the FPN encoder)")
     p.add_argument("--name", default="editgan-car")
+    p.add_argument("--license", default=None,
+                   help="license of the files (default: the official release's NVIDIA Source Code License-NC)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--overwrite", action="store_true")
     p = sub.add_parser("rosinality", help="a rosinality stylegan2-pytorch checkpoint (generator only)")
@@ -223,10 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(message)s" if long_running else "%(message)s")
     if long_running:  # train and evaluate report their progress (but not every library's chatter)
         logging.getLogger("editgan").setLevel(logging.INFO)
-    from .cpu_memory import keep_freed_memory
-    from .hub import ModelLoadError, PushError
-    from .images import ImageError
-    from .vectors import VectorError
+    from editgan.engine.cpu_memory import keep_freed_memory
+    from editgan.errors import ImageError, ModelLoadError, PushError, VectorError
     keep_freed_memory()  # before any worker thread starts (see cpu_memory)
     try:
         args.func(args)

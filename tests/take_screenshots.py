@@ -17,10 +17,9 @@ from playwright.sync_api import sync_playwright
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # the browser tests' helpers and the editgan package
-from test_browser import (LAUNCH_ARGS, canvas_to_screen, pick_color, shown_image,  # noqa: E402
-                          brush_stroke, wait_for_status)
+from test_browser import LAUNCH_ARGS, brush_stroke, canvas_to_screen, pick_color, shown_image, wait_for_status  # noqa: E402
 
-from editgan.ui import canvas_scale  # noqa: E402
+from editgan.app.studio import canvas_scale  # noqa: E402
 
 SIZE = 64  # the embedded model's picture size
 EYE_WHITE = (255, 255, 255)

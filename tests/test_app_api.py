@@ -19,13 +19,13 @@ from PIL import Image
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
-
-from editgan.engines import EngineRegistry  # noqa: E402
-from editgan.hub import ModelLoadError  # noqa: E402
-from editgan.model import EditGANModel  # noqa: E402
-from editgan.ui import build_demo, canvas_scale  # noqa: E402
-from editgan.vectors import EditingVector  # noqa: E402
 from tiny_models import SIZE, running_studio  # noqa: E402
+
+from editgan.app.engines import EngineRegistry  # noqa: E402
+from editgan.app.studio import build_demo, canvas_scale  # noqa: E402
+from editgan.engine.model import EditGANModel  # noqa: E402
+from editgan.errors import ModelLoadError  # noqa: E402
+from editgan.modelio.vectors import EditingVector  # noqa: E402
 
 K = canvas_scale(SIZE, SIZE)  # 16
 RED = (255, 0, 0)
@@ -366,7 +366,7 @@ def test_concurrent_visitors_keep_their_own_pictures(url, engine):
 
 def test_app_py_wires_its_flags_to_launch(monkeypatch):
     import app
-    import editgan.ui
+    import editgan.app
 
     calls = {}
 
@@ -378,7 +378,7 @@ def test_app_py_wires_its_flags_to_launch(monkeypatch):
         calls["build"] = kwargs
         return FakeDemo()
 
-    monkeypatch.setattr(editgan.ui, "build_demo", fake_build)
+    monkeypatch.setattr(editgan.app, "build_demo", fake_build)
     app.main(["--share", "--model", "owner/name", "--device", "cpu", "--port", "7000", "--host", "0.0.0.0"])
     assert calls["build"] == {"model": "owner/name", "device": "cpu"}
     assert calls["launch"] == {"share": True, "server_name": "0.0.0.0", "server_port": 7000}

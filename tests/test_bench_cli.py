@@ -1,15 +1,14 @@
 """The benchmark and the command line, on the tiny test model (the real numbers come from `python -m editgan bench`)."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_models import tiny_model_folder
 
 from editgan import bench
 from editgan.cli import main
-from editgan.model import EditGANModel
-from tiny_models import tiny_model_folder
+from editgan.engine.model import EditGANModel
 
 
 @pytest.fixture(scope="module")

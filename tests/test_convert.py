@@ -10,21 +10,31 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from foreign_checkpoints import (
+    CLASSIFIER_HIDDEN,
+    ENCODER,
+    N_CLASSES,
+    parity_state_dict,
+    save_classifiers,
+    save_fpn_encoder,
+    save_rosinality,
+    tiny_car_generator,
+)
 from PIL import Image
 from safetensors.torch import load_file
 
 import editgan
-from editgan.editing import EmbedOptions
 from editgan.cli import main as cli_main
-from editgan.convert import (ConversionError, classifier_files, convert_editgan_car, convert_rosinality,
-                             infer_generator_config, read_checkpoint, rosinality_generator_keys)
-from editgan.model import EditGANModel
+from editgan.engine.editing import EmbedOptions
+from editgan.engine.model import EditGANModel
+from editgan.errors import ConversionError
+from editgan.modelio.convert import editgan_car_release as car
+from editgan.modelio.convert.common import read_checkpoint
+from editgan.modelio.convert.editgan_car import classifier_files, convert_editgan_car
+from editgan.modelio.convert.rosinality import convert_rosinality, infer_generator_config, rosinality_generator_keys
 from editgan.networks.fpn_encoder import FPNEncoder, FPNEncoderConfig
 from editgan.networks.lpips import PixelMSELoss
 from editgan.networks.stylegan2 import Generator
-from editgan.presets import editgan_car as car
-from foreign_checkpoints import (CLASSIFIER_HIDDEN, ENCODER, N_CLASSES, parity_state_dict, save_classifiers,
-                                 save_fpn_encoder, save_rosinality, tiny_car_generator)
 
 VECTOR_NAMES = ["frontlight_enlarge", "license_plate_disappear", "wheel_enlarge"]
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-
-from editgan.editing import EditOptions, EmbedOptions, apply_vector, edit_from_mask, embed, render
 from tiny_models import tiny_model
+
+from editgan.engine.editing import EditOptions, EmbedOptions, apply_vector, edit_from_mask, embed, render
 
 OPTIONS = EditOptions(steps=60, lr=0.02, rgb_weight=5.0)
 

@@ -14,13 +14,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from tiny_models import SIZE, STYLE_DIM, tiny_generator
 
 import editgan
 from editgan.cli import main as cli_main
-from editgan.hub import MODEL_FILES, ModelLoadError, PushError, progress_bar_class, push
-from editgan.model import EditGANModel
-from editgan.model_card import render_model_card
-from tiny_models import SIZE, STYLE_DIM, tiny_generator
+from editgan.engine.model import EditGANModel
+from editgan.errors import ModelLoadError, PushError
+from editgan.modelio.hub import MODEL_FILES, progress_bar_class, push
+from editgan.modelio.model_card import render_model_card
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMIT_MAIN = "a" * 8 + "1" * 32
@@ -60,9 +61,9 @@ def random_model_folder(folder: Path, name: str, seed: int, with_preset: bool) -
     """A tiny untrained model (what is loaded matters here, not what it draws), saved in the checkpoint layout."""
     import torch
 
-    from editgan.config import GeneratorConfig, ModelConfig, SegmenterSettings
+    from editgan.modelio.config import GeneratorConfig, ModelConfig, SegmenterSettings
+    from editgan.modelio.vectors import EditingVector
     from editgan.networks.segmenter import Segmenter, SegmenterConfig
-    from editgan.vectors import EditingVector
 
     g = tiny_generator(seed)
     torch.manual_seed(seed)
@@ -344,8 +345,8 @@ def test_encoder_type_picks_the_class(folders, tmp_path):
     """config.json's encoder "type": "conv" is our LatentEncoder (as before), "fpn" EditGAN's; others are refused."""
     from editgan.networks.encoder import EncoderConfig, LatentEncoder
     model = EditGANModel.from_folder(folders["main"], device="cpu")
-    model.config.encoder = EncoderConfig(SIZE, model.n_latent, STYLE_DIM, channels=[4, 4, 4]).to_dict()
-    model.encoder = LatentEncoder(EncoderConfig.from_dict(model.config.encoder))
+    model.config.encoder = EncoderConfig(SIZE, model.n_latent, STYLE_DIM, channels=[4, 4, 4])
+    model.encoder = LatentEncoder(model.config.encoder)
     folder = model.save_pretrained(tmp_path / "with-encoder")
     assert isinstance(EditGANModel.from_folder(folder).encoder, LatentEncoder)
     config = json.loads((folder / "config.json").read_text())

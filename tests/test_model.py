@@ -6,14 +6,13 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_models import tiny_model_folder
 
 import editgan
-from editgan.editing import EditOptions, EmbedOptions
-from editgan.hub import ModelLoadError
-from editgan.images import ImageError
-from editgan.model import EditGANModel
-from editgan.vectors import EditingVector
-from tiny_models import tiny_model_folder
+from editgan.engine.editing import EditOptions, EmbedOptions
+from editgan.engine.model import EditGANModel
+from editgan.errors import ImageError, ModelLoadError
+from editgan.modelio.vectors import EditingVector
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +77,7 @@ def test_edit_input_errors(model):
         model.edit(start.wplus, start.labels, np.zeros((32, 32), bool))
     with pytest.raises(ValueError, match="class ids"):
         model.edit(start.wplus, start.labels + 5, np.ones((32, 32), bool))
-    with pytest.raises(ValueError, match="latents are"):
+    with pytest.raises(ValueError, match="does not fit this model"):
         model.render(np.zeros((3, 3), np.float32))
 
 
@@ -185,7 +184,7 @@ def test_vector_file_round_trip_and_errors(tmp_path):
     again = EditingVector.load(v.save(tmp_path / "v.safetensors"))
     assert again.classes == [21, 22] and np.array_equal(again.delta, v.delta)
     (tmp_path / "bad.safetensors").write_bytes(b"nope")
-    from editgan.vectors import VectorError
+    from editgan.errors import VectorError
     with pytest.raises(VectorError, match="not a readable"):
         EditingVector.load(tmp_path / "bad.safetensors")
     with pytest.raises(VectorError, match="shape"):

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from editgan.images import ImageError, square_box
-from editgan.labels import difference_layer, downscale_paint, flatten_layers
+from editgan.app.paint import difference_layer, downscale_paint, flatten_layers
+from editgan.engine.images import square_box
+from editgan.errors import ImageError
 
 PALETTE = [(0, 0, 0), (255, 0, 0), (0, 0, 255)]
 

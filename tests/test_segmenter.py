@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from editgan.networks.segmenter import Segmenter, SegmenterConfig, InterpolationMatrix
+from editgan.networks.segmenter import InterpolationMatrix, Segmenter, SegmenterConfig
 from editgan.networks.stylegan2 import Generator
-from editgan.segmenter_training import SegmenterTrainingOptions, train_segmenter
+from editgan.teach.training import SegmenterTrainingOptions, train_segmenter
 
 
 def tiny_generator(seed: int = 0) -> Generator:

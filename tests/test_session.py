@@ -6,8 +6,9 @@ import copy
 import numpy as np
 import pytest
 
-from editgan.session import Session, SessionError
-from editgan.vectors import EditingVector
+from editgan.app.session import Session
+from editgan.errors import SessionError
+from editgan.modelio.vectors import EditingVector
 
 SHAPE = (4, 3)
 
@@ -194,7 +195,7 @@ def test_a_session_survives_deepcopy_like_gradio_state():
 def test_background_jobs_stream_the_newest_report_and_return_or_raise():
     import threading
 
-    from editgan.jobs import BackgroundJob, CancelFlags
+    from editgan.app.jobs import BackgroundJob, CancelFlags
 
     def work(on_step):
         for i in range(50):

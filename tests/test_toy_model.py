@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import editgan
-from editgan.editing import EmbedOptions
+from editgan.engine.editing import EmbedOptions
 from editgan.toy import faces
-from editgan.toy.build_model import paint_true_edit
+from editgan.toy.edits import paint_true_edit
 from editgan.toy.evaluate import miou, psnr
 from editgan.toy.prior import z_from_params
 

@@ -10,10 +10,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from editgan.model import EditGANModel
+from editgan.engine.model import EditGANModel
 from editgan.toy import build_model, evaluate, faces
-from editgan.toy.train_generator import (GeneratorRecipe, export_generator, grow_generator, load_compact_adversary,
-                                        load_compact_checkpoint, train)
+from editgan.toy.train_generator import (
+    GeneratorRecipe,
+    export_generator,
+    grow_generator,
+    load_compact_adversary,
+    load_compact_checkpoint,
+    train,
+)
 
 TINY = dict(size=16, style_dim=32, n_mlp=1, channels={4: 16, 8: 16, 16: 8}, batch=4, d_warmup=2)
 

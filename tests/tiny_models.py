@@ -7,7 +7,7 @@ import torch
 
 from editgan.networks.segmenter import Segmenter, SegmenterConfig
 from editgan.networks.stylegan2 import Generator
-from editgan.segmenter_training import SegmenterTrainingOptions, train_segmenter
+from editgan.teach.training import SegmenterTrainingOptions, train_segmenter
 
 STYLE_DIM = 64
 SIZE = 32
@@ -46,10 +46,10 @@ def tiny_model_folder(folder, seed: int = 0, with_encoder: bool = True, with_pre
     """Save a tiny model in the checkpoint layout and return the folder."""
     import numpy as np
 
-    from editgan.config import GeneratorConfig, ModelConfig, SegmenterSettings
-    from editgan.model import EditGANModel
+    from editgan.engine.model import EditGANModel
+    from editgan.modelio.config import GeneratorConfig, ModelConfig, SegmenterSettings
+    from editgan.modelio.vectors import EditingVector
     from editgan.networks.encoder import EncoderConfig, LatentEncoder
-    from editgan.vectors import EditingVector
 
     g, seg, _ = tiny_model(seed)
     gen_config = GeneratorConfig(size=SIZE, style_dim=STYLE_DIM, n_mlp=2, channels={4: 64, 8: 64, 16: 32, 32: 32})
@@ -59,7 +59,7 @@ def tiny_model_folder(folder, seed: int = 0, with_encoder: bool = True, with_pre
     encoder = None
     if with_encoder:
         enc_config = EncoderConfig(SIZE, g.n_latent, STYLE_DIM, channels=[8, 8, 8])
-        config.encoder = enc_config.to_dict()
+        config.encoder = enc_config
         encoder = LatentEncoder(enc_config)
         encoder.latent_avg.copy_(g.mean_latent()[None])
     presets = []
@@ -76,8 +76,8 @@ def running_studio(folder):
     """The studio on ``folder``'s model, served on a free loopback port; yields its URL."""
     import socket
 
-    from editgan.engines import EngineRegistry
-    from editgan.ui import build_demo
+    from editgan.app.engines import EngineRegistry
+    from editgan.app.studio import build_demo
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

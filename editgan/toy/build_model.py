@@ -20,15 +20,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import GeneratorConfig, ModelConfig, PresetInfo, SegmenterSettings
-from ..labels import apply_paint
-from ..model import EditGANModel
-from ..networks.encoder import EncoderConfig, LatentEncoder
-from ..networks.segmenter import SegmenterConfig
-from ..networks.stylegan2 import Generator
-from ..segmenter_training import SegmenterTrainingOptions, train_segmenter
-from . import faces
-from .prior import z_from_params
+from editgan.engine.model import EditGANModel
+from editgan.modelio.config import GeneratorConfig, ModelConfig, PresetInfo, SegmenterSettings
+from editgan.networks.encoder import EncoderConfig, LatentEncoder
+from editgan.networks.segmenter import SegmenterConfig
+from editgan.networks.stylegan2 import Generator
+from editgan.teach.training import SegmenterTrainingOptions, train_segmenter
+from editgan.toy import faces
+from editgan.toy.edits import PRESETS, paint_true_edit
+from editgan.toy.prior import z_from_params
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,6 @@ EXAMPLE_PAINTING = "the edit's change"  # how stage_vectors paints its example f
 # higher.
 EMBED_ENCODER_WEIGHT = 0.1
 PRESET_SCALE, PRESET_REFINE_STEPS = 1.0, 30  # the sliders' defaults, also how candidates are scored
-PRESETS = {  # renderer edit → how the app shows it
-    "bigger_eyes": ("Bigger eyes", (-1.5, 1.5)),
-    "close_mouth": ("Close mouth", (-1.5, 1.5)),
-    "open_mouth": ("Open mouth", (-1.5, 1.5)),
-    "look_left": ("Look left", (-1.5, 1.5)),
-    "look_right": ("Look right", (-1.5, 1.5)),
-    "more_hair": ("More hair", (-1.5, 1.5)),
-}
-
-
 def base_config(folder: Path) -> ModelConfig:
     """The folder's config.json, or a new one built from the generator's training record."""
     if (folder / "config.json").is_file():
@@ -127,7 +117,7 @@ def stage_encoder(folder: Path, minutes: float, batch: int = 16) -> None:
     encoder = LatentEncoder(enc_config)
     previous = folder / "encoder.safetensors"
     earlier_steps = 0
-    if previous.is_file() and config.encoder == enc_config.to_dict():
+    if previous.is_file() and config.encoder == enc_config:
         # the generator was trained further: fine-tune the encoder it had rather than start again
         from safetensors.torch import load_file
         encoder.load_state_dict(load_file(str(previous)), strict=True)
@@ -152,29 +142,12 @@ def stage_encoder(folder: Path, minutes: float, batch: int = 16) -> None:
             log.info("encoder step %d loss %.4f", step, loss.item())
     from safetensors.torch import save_file
     save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(folder / "encoder.safetensors"))
-    config.encoder = enc_config.to_dict()
+    config.encoder = enc_config
     config.embed_encoder_weight = EMBED_ENCODER_WEIGHT
     earlier_seconds = int(config.extra.get("encoder_training", {}).get("seconds", 0)) if earlier_steps else 0
     config.extra["encoder_training"] = {"steps": earlier_steps + step, "batch": batch,
                                         "seconds": earlier_seconds + round(time.time() - start)}
     config.save(folder)
-
-
-def paint_true_edit(model: EditGANModel, params: np.ndarray, edit: str, current_labels: np.ndarray,
-                    only_the_change: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """What a user would paint for ``edit``: the true edited label map, over the current one.
-
-    By default it is painted wherever the two maps differ: the benchmark's user, who also corrects the current
-    map's own segmentation errors. With ``only_the_change`` it is painted only where the edit changes the face's
-    true map: a preset's example, whose vector should carry the edit and not that face's segmentation errors.
-    """
-    size = model.generator.size
-    true_edited = faces.render(faces.apply_edit(params, edit), size)[1].astype(np.int64)
-    if only_the_change:
-        painted = true_edited != faces.render(params, size)[1]
-    else:
-        painted = true_edited != current_labels
-    return apply_paint(current_labels, painted, true_edited), painted
 
 
 def _example_edits(model: EditGANModel, name: str, first_seed: int, embed_steps: int = 0,
@@ -201,9 +174,9 @@ def _example_edits(model: EditGANModel, name: str, first_seed: int, embed_steps:
 def transfer_score(model: EditGANModel, vector, validation: list[tuple], refine_steps: int) -> float:
     """Mean mIoU, inside each edit's region of interest, between the true edited label map and what the vector
     (scale 1, then ``refine_steps`` of refinement) gives on the validation faces of :func:`_example_edits`."""
-    from ..editing import EditOptions
-    from ..labels import region_of_interest
-    from .evaluate import miou
+    from editgan.engine.editing import EditOptions
+    from editgan.engine.labels import region_of_interest
+    from editgan.toy.evaluate import miou
     dilation = EditOptions().roi_dilation  # the region a mask edit of this face would get
     scores = []
     for _, wplus, labels, wanted, painted in validation:
@@ -229,7 +202,7 @@ def stage_vectors(folder: Path, steps: int, examples: int, candidates: int = 1, 
     validation faces are renders embedded like photos with ``validation_embed_steps`` (what a preset meets in
     use), or the generator's own samples when that is 0.
     """
-    from ..vectors import EditingVector
+    from editgan.modelio.vectors import EditingVector
     config = base_config(folder)
     model = EditGANModel.from_folder(folder, device="cpu")
     presets, chosen = [], {}
@@ -294,8 +267,8 @@ def _share(part: float, whole: float) -> str:
 
 def _edit_quality_lines(report: dict) -> list[str]:
     """The card's table of the evaluation's methods, overall and per edit, and how the presets compare."""
-    from ..model_card import markdown_table
-    from .evaluate import METHOD_LABELS, METHODS
+    from editgan.modelio.model_card import markdown_table
+    from editgan.toy.evaluate import METHOD_LABELS, METHODS
 
     methods = [m for m in METHODS if m in report]
     lines = markdown_table(["edit by", "mIoU in ROI vs truth", "PSNR outside ROI (dB)", "PSNR vs true edit (dB)"],
@@ -324,7 +297,7 @@ def _edit_quality_lines(report: dict) -> list[str]:
 
 def stage_card(folder: Path, evaluation: Path | None, bench: Path | None) -> Path:
     """The model card: the generic card from config.json plus how this model was trained and how it scores."""
-    from ..model_card import markdown_table, render_model_card
+    from editgan.modelio.model_card import markdown_table, render_model_card
 
     config = base_config(folder)
     record = json.loads((folder / "generator_training.json").read_text())

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .faces import NUM_PARAMS
+from editgan.toy.faces import NUM_PARAMS
 
 
 def _conv(in_channels: int, out_channels: int, kernel: int) -> nn.Conv2d:

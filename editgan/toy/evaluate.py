@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..labels import colorize
-from ..model import EditGANModel, EditOutcome
-from . import faces
-from .build_model import PRESETS, paint_true_edit
+from editgan.colors import colorize
+from editgan.engine.model import EditGANModel, EditOutcome
+from editgan.toy import faces
+from editgan.toy.edits import PRESETS, paint_true_edit
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .faces import NUM_PARAMS
+from editgan.toy.faces import NUM_PARAMS
 
 _EPS = 1e-6
 

@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..networks.stylegan2 import Generator
-from . import faces
-from .discriminator import FaceDiscriminator, discriminator_loss, generator_adversarial_loss, r1_penalty
-from .prior import params_from_z
+from editgan.networks.stylegan2 import Generator
+from editgan.toy import faces
+from editgan.toy.discriminator import FaceDiscriminator, discriminator_loss, generator_adversarial_loss, r1_penalty
+from editgan.toy.prior import params_from_z
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def load_exported(folder: Path, recipe: GeneratorRecipe | None = None) -> tuple[
     generator is built as the folder's record describes it."""
     from safetensors.torch import load_file
 
-    from ..config import GeneratorConfig
+    from editgan.modelio.config import GeneratorConfig
 
     state = exported_record(folder)
     g = (recipe.generator() if recipe is not None

@@ -1,6 +1,6 @@
 """EditGAN Studio's browser app: the Gradio layout and its callbacks.
 
-    from editgan.ui import build_demo
+    from editgan.app import build_demo
     build_demo().launch(share=True)          # in a notebook; `python app.py` does the same from a shell
 
 The callbacks are thin: they read the visitor's :class:`~editgan.session.Session` (kept in ``gr.State``: latents,
@@ -27,25 +27,25 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .engines import ENGINES, EngineRegistry, model_key
-from .hub import DEFAULT_MODEL, ModelLoadError, embedded_models
-from .images import crop as crop_image
-from .images import load_image, square_box
-from .jobs import BackgroundJob, CancelFlags
-from .labels import apply_paint, colorize, difference_layer, downscale_paint, flatten_layers, hex_color
-from .model import EditGANModel, EditOutcome, Rendering
-from .session import MAX_SLIDERS, Session
-from .vectors import EditingVector
+from editgan.app.engines import ENGINES, EngineRegistry, model_key
+from editgan.app.jobs import BackgroundJob, CancelFlags
+from editgan.app.paint import difference_layer, downscale_paint, flatten_layers
+from editgan.app.session import MAX_SLIDERS, Session
+from editgan.assets import example_photos
+from editgan.colors import colorize, hex_color
+from editgan.engine.images import crop as crop_image
+from editgan.engine.images import load_image, square_box
+from editgan.engine.labels import apply_paint
+from editgan.engine.model import EditGANModel, EditOutcome, Rendering
+from editgan.errors import ModelLoadError
+from editgan.modelio.hub import DEFAULT_MODEL, embedded_models
+from editgan.modelio.vectors import EditingVector
 
 log = logging.getLogger(__name__)
-
-HUB_MODELS: tuple[str, ...] = ()
-"""Hub repo ids offered in the model list after the embedded models (any other id or folder can be typed in)."""
 
 CANVAS_SIDE = 512
 """Pictures and the canvas are shown enlarged (nearest neighbour) so that their longest side is about this."""
 EDITOR_HEIGHT = 640
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLE_SEEDS = (1, 2, 3, 4)
 FIRST_SEED = 1
 DEFAULT_EDIT_STEPS = 100
@@ -624,9 +624,10 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
     except Exception as e:  # the page still opens, says why, and lets people pick another model
         load_error = str(_user_error(e).message)
         log.warning("could not load the default model %s: %s", studio.default_model, load_error)
-    if EXAMPLES_DIR.is_dir():
-        gr.set_static_paths([str(EXAMPLES_DIR)])
-    choices = list(dict.fromkeys([studio.default_model, *embedded_models(), *HUB_MODELS]))
+    photos = example_photos()
+    if photos:
+        gr.set_static_paths([str(photos[0].parent)])
+    choices = list(dict.fromkeys([studio.default_model, *embedded_models()]))
     presets = list(engine.presets.values()) if engine else []
     c = _Components()
     studio.c = c
@@ -666,7 +667,6 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
                         c.crop_y = gr.Slider(0, 100, value=50, step=1, label="Vertical position (%)")
                     c.embed_steps = gr.Slider(10, 500, value=DEFAULT_EMBED_STEPS, step=10, label="Embedding steps")
                     c.embed = gr.Button("Embed", variant="primary", elem_id="embed")
-                    photos = sorted(EXAMPLES_DIR.glob("*.png")) if EXAMPLES_DIR.is_dir() else []
                     c.photo_examples = gr.Dataset(components=[gr.Image(render=False)],
                                                   samples=[[str(p)] for p in photos], label="Example photos",
                                                   elem_id="photo-examples", visible=bool(photos))

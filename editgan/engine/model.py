@@ -15,19 +15,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import editing
-from .config import ConfigError, ModelConfig
-from .cpu_memory import keep_freed_memory
-from .editing import EditOptions, EmbedOptions, OptimizationResult, StepInfo
-from .hub import ModelLoadError, resolve
-from .images import load_image, to_tensor, to_uint8
-from .model_card import write_model_card
-from .networks.encoder import EncoderConfig, LatentEncoder
-from .networks.fpn_encoder import FPNEncoder, FPNEncoderConfig
-from .networks.lpips import PerceptualLoss, perceptual_loss
-from .networks.segmenter import Segmenter, SegmenterConfig
-from .networks.stylegan2 import Generator
-from .vectors import EditingVector, VectorError
+from editgan.engine import editing
+from editgan.engine.cpu_memory import keep_freed_memory
+from editgan.engine.editing import EditOptions, EmbedOptions, OptimizationResult, StepInfo
+from editgan.engine.images import load_image, to_tensor, to_uint8
+from editgan.engine.latents import as_latent
+from editgan.errors import ModelLoadError
+from editgan.modelio.checkpoint import ModelParts, read_model, write_model
+from editgan.modelio.config import ModelConfig
+from editgan.modelio.hub import resolve
+from editgan.modelio.vectors import EditingVector
+from editgan.networks.lpips import PerceptualLoss, perceptual_loss
+from editgan.networks.segmenter import Segmenter
+from editgan.networks.stylegan2 import Generator
 
 log = logging.getLogger(__name__)
 
@@ -113,56 +113,18 @@ class EditGANModel:
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | torch.device | None = None,
                     source: str = "") -> "EditGANModel":
-        folder = Path(folder)
-        try:
-            config = ModelConfig.load(folder)
-        except ConfigError as e:
-            raise ModelLoadError(str(e)) from e
-        generator = Generator(**config.generator.kwargs())
-        _load_weights(generator, folder / "generator.safetensors")
-        segmenter = None
-        if config.segmenter is not None and (folder / "segmenter.safetensors").is_file():
-            s = config.segmenter
-            segmenter = Segmenter(SegmenterConfig(tuple(generator.feature_channels()), config.n_classes,
-                                                  s.n_members, s.hidden, s.upsample_mode))
-            _load_weights(segmenter, folder / "segmenter.safetensors")
-        elif config.segmenter is not None:
-            raise ModelLoadError(f"config.json describes a segmenter but {folder} has no segmenter.safetensors")
-        encoder = None
-        if config.encoder is not None:
-            encoder = build_encoder(config.encoder)
-            _load_weights(encoder, folder / "encoder.safetensors")
-        presets = []
-        for info in config.presets:
-            try:
-                vector = EditingVector.load(folder / "vectors" / f"{info.name}.safetensors")
-                vector.display_name, vector.scale_range = info.display_name, info.scale_range
-                vector.default_scale, vector.refine_steps = info.default_scale, info.refine_steps
-                vector.check_fits(generator.n_latent, generator.style_dim, config.n_classes)
-            except VectorError as e:
-                raise ModelLoadError(f"preset {info.name!r}: {e}") from e
-            presets.append(vector)
-        return cls(config, generator, segmenter, encoder, presets, device, source or str(folder))
+        parts = read_model(folder)
+        return cls(parts.config, parts.generator, parts.segmenter, parts.encoder, parts.presets, device,
+                   source or str(folder))
+
+    def parts(self) -> ModelParts:
+        """The model's networks and settings, for writing (``modelio.checkpoint``) or for building another model."""
+        return ModelParts(self.config, self.generator, self.segmenter, self.encoder, list(self.presets.values()))
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the model in the checkpoint layout (config.json, *.safetensors, vectors/, and a README.md model
         card when the folder has none yet)."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = self.config
-        config.presets = [_preset_info(v) for v in self.presets.values()]
-        config.save(folder)
-        save_file(_cpu_state(self.generator), str(folder / "generator.safetensors"))
-        if self.segmenter is not None:
-            save_file(_cpu_state(self.segmenter), str(folder / "segmenter.safetensors"))
-        if self.encoder is not None:
-            save_file(_cpu_state(self.encoder), str(folder / "encoder.safetensors"))
-        for vector in self.presets.values():
-            vector.save(folder / "vectors" / f"{vector.name}.safetensors")
-        write_model_card(folder, config)  # keeps an existing README.md
-        return folder
+        return write_model(folder, self.parts())
 
     # -- properties ----------------------------------------------------------------------------------------
     @property
@@ -190,15 +152,9 @@ class EditGANModel:
 
     # -- conversions between the edges and the canvas -------------------------------------------------------
     def _latent(self, wplus: Latent | torch.Tensor) -> torch.Tensor:
-        w = torch.as_tensor(np.asarray(wplus, dtype=np.float32) if not torch.is_tensor(wplus) else wplus)
-        if w.ndim == 2:
-            w = w[None]
-        if tuple(w.shape[1:]) != (self.n_latent, self.style_dim):
-            raise ValueError(f"this model's latents are ({self.n_latent}, {self.style_dim}); got "
-                             f"{tuple(w.shape[-2:])}")
-        if not torch.isfinite(w).all():
-            raise ValueError("the latent holds NaN or infinite values")
-        return w.to(self.device, torch.float32)
+        """A checked latent from the edge → a (1, n_latent, style_dim) tensor on the device."""
+        w = as_latent(wplus, (self.n_latent, self.style_dim))
+        return torch.from_numpy(w)[None].to(self.device)
 
     def _crop(self, canvas: torch.Tensor) -> torch.Tensor:
         top, left, height, width = self.config.box
@@ -289,12 +245,7 @@ class EditGANModel:
         classes: set[int] = set()
         for vector, scale in vectors:
             vector.check_fits(self.n_latent, self.style_dim, self.config.n_classes)
-            scale = float(scale)
-            if not np.isfinite(scale):
-                raise ValueError(f"the scale of {vector.display_name!r} must be a finite number")
-            lo, hi = vector.scale_range
-            if not lo <= scale <= hi:
-                raise ValueError(f"the scale of {vector.display_name!r} must be within [{lo}, {hi}], got {scale}")
+            scale = vector.check_scale(scale)
             total += scale * torch.as_tensor(vector.delta, device=self.device)
             if scale != 0:
                 classes.update(vector.classes)
@@ -334,63 +285,6 @@ class EditGANModel:
         roi = self._crop(result.roi).cpu().numpy() if result.roi is not None else None
         return EditOutcome(r.wplus, r.image, r.labels, vector, result.losses, result.cancelled, result.perceptual,
                            roi)
-
-
-def build_encoder(config: dict) -> torch.nn.Module:
-    """The encoder that ``config.json``'s ``encoder`` entry describes: ``"type": "conv"`` (our small
-    :class:`LatentEncoder`, also when the type is absent) or ``"fpn"`` (EditGAN's FPN encoder)."""
-    kind = config.get("type", "conv")
-    try:
-        if kind == "conv":
-            return LatentEncoder(EncoderConfig.from_dict(config))
-        if kind == "fpn":
-            return FPNEncoder(FPNEncoderConfig.from_dict(config))
-    except (TypeError, ValueError) as e:
-        raise ModelLoadError(f"config.json's encoder entry is malformed: {e}") from e
-    raise ModelLoadError(f"config.json names an encoder of unknown type {kind!r} (known: conv, fpn); "
-                         f"update EditGAN Studio")
-
-
-def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-
-
-def _preset_info(vector: EditingVector):
-    from .config import PresetInfo
-    return PresetInfo(vector.name, vector.display_name, vector.scale_range, vector.default_scale,
-                      vector.refine_steps)
-
-
-def _load_weights(module: torch.nn.Module, path: Path) -> None:
-    """Strict safetensors load with a message naming the file and any missing or unexpected keys."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise ModelLoadError(f"missing weights file {path.name} in {path.parent}")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelLoadError(f"{path.name} is not a readable safetensors file (corrupt or truncated?): {e}") from e
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {_few(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_few(unexpected)}")
-        if wrong:
-            parts.append("wrong shapes " + _few([f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}"
-                                                 for k in wrong]))
-        raise ModelLoadError(f"{path.name} does not fit the model in config.json: " + "; ".join(parts))
-    module.load_state_dict(state, strict=True)
-
-
-def _few(items: list[str], n: int = 6) -> str:
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 def load(source: str | Path | None = None, device: str | torch.device | None = None, **kwargs) -> EditGANModel:

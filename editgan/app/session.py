@@ -8,22 +8,20 @@ Methods check their input before they change anything: a rejected action leaves 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from .vectors import EditingVector
+from editgan.engine.latents import as_latent
+from editgan.errors import SessionError, VectorError
+from editgan.modelio.vectors import EditingVector
 
 MAX_HISTORY = 64
 """Steps kept for undo; older ones are dropped (the original picture is kept apart, so reset always works)."""
 MAX_SLIDERS = 12
 """Preset sliders plus the session's own vectors; the app has this many slider slots."""
 
-
-class SessionError(ValueError):
-    """An action that the session's current state does not allow; the message says why, for the user."""
 
 
 @dataclass(frozen=True)
@@ -211,7 +209,6 @@ class Session:
 
     def edit_vector(self, name: str, display_name: str = "") -> EditingVector:
         """The current edit as a reusable vector: current latent − original latent, with the classes it touched."""
-        from .vectors import VectorError
 
         delta = self.current.wplus - self.original.wplus
         if not np.any(delta):
@@ -224,31 +221,14 @@ class Session:
 
 
 def _latent(wplus: np.ndarray, like: np.ndarray | None = None) -> np.ndarray:
-    w = np.array(wplus, dtype=np.float32, copy=True)
-    if w.ndim == 3 and w.shape[0] == 1:
-        w = w[0]
-    if w.ndim != 2:
-        raise SessionError(f"a latent must be (n_latent, style_dim), got shape {w.shape}")
-    if like is not None and w.shape != like.shape:
-        raise SessionError(f"a latent of shape {w.shape} does not fit this picture's {like.shape}")
-    if not np.isfinite(w).all():
-        raise SessionError("the latent holds NaN or infinite values")
-    return w
+    return as_latent(wplus, like.shape if like is not None else None, SessionError)
 
 
 def _scale(vector: EditingVector, value: float | None) -> float:
-    if value is None:
-        return 0.0
     try:
-        scale = float(value)
-    except (TypeError, ValueError):
-        raise SessionError(f"the scale of {vector.display_name!r} must be a number, got {value!r}") from None
-    if not math.isfinite(scale):
-        raise SessionError(f"the scale of {vector.display_name!r} must be a finite number, got {value}")
-    lo, hi = vector.scale_range
-    if not lo <= scale <= hi:
-        raise SessionError(f"the scale of {vector.display_name!r} must be within [{lo:g}, {hi:g}], got {scale:g}")
-    return scale
+        return vector.check_scale(value)
+    except VectorError as e:
+        raise SessionError(str(e)) from None
 
 
 def _union(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:

@@ -16,22 +16,40 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from editgan.assets import MISSING_HELP, models_dir
+from editgan.errors import ModelLoadError, PushError
+
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "models"
 DEFAULT_MODEL = "toy-faces"
 MODEL_FILES = ["config.json", "*.safetensors", "vectors/*.safetensors", "README.md"]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class ModelLoadError(RuntimeError):
-    """A model cannot be found, downloaded or read. The message says which and why, for the user."""
+_EMBEDDED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def embedded_models() -> list[str]:
-    if not ASSETS.is_dir():
+    """Names of the embedded models (folders of ``assets/models`` that hold a config.json)."""
+    folder = models_dir()
+    if folder is None:
         return []
-    return sorted(p.name for p in ASSETS.iterdir() if (p / "config.json").is_file())
+    return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+
+
+def _embedded(name: str) -> Path | None:
+    """The folder of embedded model ``name``; None when ``name`` is not one (a path, a repo id, unknown)."""
+    folder = models_dir()
+    if not _EMBEDDED_NAME.match(name):
+        return None
+    if folder is None:
+        if name == DEFAULT_MODEL:
+            raise ModelLoadError(MISSING_HELP)
+        return None
+    if (folder / name / "config.json").is_file():
+        return folder / name
+    if (folder / name).is_dir():
+        raise ModelLoadError(f"embedded model {name!r} is not built yet: its folder has no config.json "
+                             f"(its training may still be running; see python -m editgan train --help)")
+    return None
 
 
 def resolve(source: str | Path | None = None, revision: str | None = None, token: str | bool | None = None,
@@ -47,11 +65,9 @@ def resolve(source: str | Path | None = None, revision: str | None = None, token
     if source is None or str(source).strip() == "":
         source = DEFAULT_MODEL
     text = str(source).strip()
-    if (ASSETS / text / "config.json").is_file():
-        return ASSETS / text
-    if "/" not in text and (ASSETS / text).is_dir():
-        raise ModelLoadError(f"embedded model {text!r} is not built yet: {ASSETS / text} has no config.json "
-                             f"(its training may still be running; see python -m editgan train --help)")
+    embedded = _embedded(text)
+    if embedded is not None:
+        return embedded
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -133,8 +149,13 @@ def progress_bar_class(report: Callable[[str], None], label: str, min_interval: 
 def _download(repo_id: str, revision: str | None, token: str | bool | None,
               progress: Callable[[str], None] | None, cache_dir: str | Path | None = None) -> Path:
     from huggingface_hub import constants, errors, snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
     # newer huggingface_hub tells an incomplete cached snapshot apart from a missing one
     IncompleteSnapshotError = getattr(errors, "IncompleteSnapshotError", None) or type("_Never", (Exception,), {})
 
@@ -176,9 +197,6 @@ def _download(repo_id: str, revision: str | None, token: str | bool | None,
     return folder
 
 
-class PushError(RuntimeError):
-    """A model folder cannot be published; the message says why."""
-
 
 def push(folder: str | Path, repo_id: str, private: bool = False, branch: str | None = None,
          token: str | bool | None = None, message: str | None = None,
@@ -189,8 +207,8 @@ def push(folder: str | Path, repo_id: str, private: bool = False, branch: str | 
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from .model import EditGANModel
-    from .model_card import write_model_card
+    from editgan.modelio.checkpoint import read_model
+    from editgan.modelio.model_card import write_model_card
 
     def say(text: str) -> None:
         log.info(text)
@@ -203,8 +221,8 @@ def push(folder: str | Path, repo_id: str, private: bool = False, branch: str | 
     if not folder.is_dir():
         raise PushError(f"{folder} is not a folder")
     say(f"checking that {folder} loads")
-    model = EditGANModel.from_folder(folder, device="cpu")  # ModelLoadError says what is wrong
-    if write_model_card(folder, model.config, repo_id=repo_id) is not None:
+    parts = read_model(folder)  # ModelLoadError says what is wrong
+    if write_model_card(folder, parts.config, repo_id=repo_id) is not None:
         say(f"wrote a model card {folder / 'README.md'}")
     ignored = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                      if p.is_file() and not _is_model_file(p.relative_to(folder).as_posix()))
@@ -219,7 +237,7 @@ def push(folder: str | Path, repo_id: str, private: bool = False, branch: str | 
         say(f"uploading {folder} to {repo_id}" + (f"@{branch}" if branch else ""))
         info = api.upload_folder(repo_id=repo_id, folder_path=folder, repo_type="model", revision=branch,
                                  allow_patterns=MODEL_FILES,
-                                 commit_message=message or f"Upload {model.config.name} (EditGAN Studio)")
+                                 commit_message=message or f"Upload {parts.config.name} (EditGAN Studio)")
     except HfHubHTTPError as e:
         raise PushError(f"the Hub refused the upload to {repo_id}: {e}") from e
     except (OSError, ValueError) as e:

@@ -7,14 +7,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .labels import Color, hex_color, parse_color
+from editgan.colors import Color, hex_color, parse_color
+from editgan.errors import ConfigError
+from editgan.networks.encoder import EncoderConfig
+from editgan.networks.fpn_encoder import FPNEncoderConfig
+from editgan.networks.segmenter import SegmenterConfig
 
 FORMAT = "editgan-studio"
 FORMAT_VERSION = 1
 
-
-class ConfigError(ValueError):
-    """config.json is missing, unreadable or inconsistent."""
 
 
 @dataclass
@@ -59,11 +60,32 @@ class SegmenterSettings:
         return {"n_members": self.n_members, "hidden": list(self.hidden) if self.hidden else None,
                 "upsample_mode": self.upsample_mode}
 
+    def network_config(self, feature_channels: tuple[int, ...], n_classes: int) -> SegmenterConfig:
+        """The segmenter network's full config: these settings plus what follows from the generator and classes."""
+        return SegmenterConfig(tuple(feature_channels), n_classes, self.n_members, self.hidden, self.upsample_mode)
+
     @classmethod
     def from_dict(cls, d: dict) -> "SegmenterSettings":
         hidden = d.get("hidden")
         return cls(int(d.get("n_members", 10)), tuple(hidden) if hidden else None,
                    d.get("upsample_mode", "bilinear"))
+
+
+EncoderSettings = EncoderConfig | FPNEncoderConfig
+"""An image encoder's config: our small convolutional encoder ("conv") or EditGAN's FPN encoder ("fpn")."""
+ENCODER_TYPES: dict[str, type] = {"conv": EncoderConfig, "fpn": FPNEncoderConfig}
+
+
+def encoder_settings(d: dict) -> EncoderSettings:
+    """config.json's ``encoder`` entry → its typed config (``"type"`` picks the kind; absent means conv)."""
+    kind = d.get("type", "conv")
+    if kind not in ENCODER_TYPES:
+        raise ConfigError(f"config.json names an encoder of unknown type {kind!r} (known: "
+                          f"{', '.join(ENCODER_TYPES)}); update EditGAN Studio")
+    try:
+        return ENCODER_TYPES[kind].from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config.json's encoder entry is malformed: {e}") from e
 
 
 @dataclass
@@ -94,7 +116,7 @@ class ModelConfig:
     class_names: list[str] = field(default_factory=list)
     palette: list[Color] = field(default_factory=list)
     segmenter: SegmenterSettings | None = None
-    encoder: dict | None = None
+    encoder: EncoderSettings | None = None
     image_box: tuple[int, int, int, int] | None = None
     """(top, left, height, width) of the picture inside the generator canvas; None = the whole canvas."""
     truncation: float = 0.7
@@ -121,7 +143,7 @@ class ModelConfig:
             "classes": [{"id": i, "name": n, "color": hex_color(c)}
                         for i, (n, c) in enumerate(zip(self.class_names, self.palette))],
             "segmenter": self.segmenter.to_dict() if self.segmenter else None,
-            "encoder": self.encoder,
+            "encoder": self.encoder.to_dict() if self.encoder else None,
             "image_box": list(self.image_box) if self.image_box else None,
             "truncation": self.truncation, "embed_encoder_weight": self.embed_encoder_weight,
             "presets": [p.to_dict() for p in self.presets],
@@ -141,13 +163,15 @@ class ModelConfig:
                 name=d["name"], generator=GeneratorConfig.from_dict(d["generator"]),
                 class_names=[c["name"] for c in classes], palette=[parse_color(c["color"]) for c in classes],
                 segmenter=SegmenterSettings.from_dict(d["segmenter"]) if d.get("segmenter") else None,
-                encoder=d.get("encoder"),
+                encoder=encoder_settings(d["encoder"]) if d.get("encoder") else None,
                 image_box=tuple(d["image_box"]) if d.get("image_box") else None,
                 truncation=float(d.get("truncation", 0.7)),
                 embed_encoder_weight=float(d.get("embed_encoder_weight", 1.0)),
                 presets=[PresetInfo.from_dict(p) for p in d.get("presets", [])],
                 license=d.get("license", "unknown"), provenance=d.get("provenance", ""), extra=d.get("extra", {}),
             )
+        except ConfigError:
+            raise
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"config.json is incomplete or malformed: {type(e).__name__}: {e}") from e
         if config.segmenter is not None and not config.class_names:

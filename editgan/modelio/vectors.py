@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from editgan.errors import VectorError
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
-
-class VectorError(ValueError):
-    """An editing vector file is unreadable or does not fit the model."""
 
 
 @dataclass
@@ -39,6 +39,21 @@ class EditingVector:
         self.classes = [int(c) for c in self.classes]
         self.display_name = self.display_name or self.name.replace("_", " ").capitalize()
         self.scale_range = (float(self.scale_range[0]), float(self.scale_range[1]))
+
+    def check_scale(self, value: float | None) -> float:
+        """A slider value for this vector as a float within its scale range (None is 0); VectorError otherwise."""
+        if value is None:
+            return 0.0
+        try:
+            scale = float(value)
+        except (TypeError, ValueError):
+            raise VectorError(f"the scale of {self.display_name!r} must be a number, got {value!r}") from None
+        if not math.isfinite(scale):
+            raise VectorError(f"the scale of {self.display_name!r} must be a finite number, got {value}")
+        lo, hi = self.scale_range
+        if not lo <= scale <= hi:
+            raise VectorError(f"the scale of {self.display_name!r} must be within [{lo:g}, {hi:g}], got {scale:g}")
+        return scale
 
     def check_fits(self, n_latent: int, style_dim: int, n_classes: int) -> None:
         if self.delta.shape != (n_latent, style_dim):

@@ -13,10 +13,10 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
-from .labels import region_of_interest
-from .networks.lpips import PerceptualLoss, PixelMSELoss
-from .networks.segmenter import PixelTaps, Segmenter
-from .networks.stylegan2 import Generator
+from editgan.engine.labels import region_of_interest
+from editgan.networks.lpips import PerceptualLoss, PixelMSELoss
+from editgan.networks.segmenter import PixelTaps, Segmenter
+from editgan.networks.stylegan2 import Generator
 
 
 @dataclass

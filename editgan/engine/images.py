@@ -8,13 +8,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from editgan.errors import ImageError
+
 MAX_PIXELS = 40_000_000
 """Larger uploads are refused before decoding (a 50 MP photo would take seconds and GBs for nothing)."""
 MIN_SIDE = 16
 
-
-class ImageError(ValueError):
-    """An uploaded picture cannot be used; the message says why, for the user."""
 
 
 def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> Image.Image:
@@ -86,12 +85,6 @@ def crop(image: Image.Image, box: tuple[int, int, int, int] | None) -> Image.Ima
     if right - left < MIN_SIDE or bottom - top < MIN_SIDE:
         raise ImageError(f"the crop box is too small (needs at least {MIN_SIDE}×{MIN_SIDE} px inside the picture)")
     return image.crop((left, top, right, bottom))
-
-
-def center_square(image: Image.Image) -> tuple[int, int, int, int]:
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    return left, top, left + side, top + side
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

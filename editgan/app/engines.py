@@ -12,8 +12,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
-from .hub import DEFAULT_MODEL
-from .model import EditGANModel
+from editgan.engine.model import EditGANModel
+from editgan.modelio.hub import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 

@@ -1,43 +1,13 @@
-"""Label maps: palettes, label map ↔ RGB, snapping painted colors to classes, and the edit's region of interest."""
+"""Paint decoding for the app's canvas: the editor's paint layers (drawn on an enlarged label map) → the painted
+pixels and their class ids at label-map resolution. No model here: colors are snapped to the model's palette."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+from PIL import Image
 
-Color = tuple[int, int, int]
-
-
-def hex_color(rgb: Sequence[int]) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
-
-
-def parse_color(value: str | Sequence[int]) -> Color:
-    """'#rrggbb' or (r, g, b) → (r, g, b)."""
-    if isinstance(value, str):
-        v = value.lstrip("#")
-        if len(v) != 6:
-            raise ValueError(f"not a #rrggbb color: {value!r}")
-        return int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16)
-    r, g, b = (int(c) for c in value)
-    return r, g, b
-
-
-def colorize(labels: np.ndarray, palette: Sequence[Color]) -> np.ndarray:
-    """(H, W) class ids → (H, W, 3) uint8 RGB."""
-    table = np.asarray(palette, dtype=np.uint8)
-    if labels.size and labels.max() >= len(table):
-        raise ValueError(f"label {int(labels.max())} has no palette color ({len(table)} classes)")
-    return table[labels]
-
-
-def snap_to_palette(rgb: np.ndarray, palette: Sequence[Color]) -> np.ndarray:
-    """(H, W, 3) colors → (H, W) ids of the nearest palette color (painted pixels may be antialiased)."""
-    table = np.asarray(palette, dtype=np.int32)
-    diff = rgb[..., None, :3].astype(np.int32) - table[None, None]
-    return np.argmin((diff * diff).sum(-1), axis=-1).astype(np.int64)
+from editgan.colors import Color, snap_to_palette
 
 
 def painted_layer_to_labels(layer_rgba: np.ndarray, palette: Sequence[Color], alpha_threshold: int = 128
@@ -49,42 +19,8 @@ def painted_layer_to_labels(layer_rgba: np.ndarray, palette: Sequence[Color], al
     return painted, snap_to_palette(layer_rgba[..., :3], palette)
 
 
-def apply_paint(old_labels: np.ndarray, painted: np.ndarray, painted_ids: np.ndarray) -> np.ndarray:
-    """The label map the user asks for: the old map with the painted pixels replaced."""
-    new = old_labels.copy()
-    new[painted] = painted_ids[painted]
-    return new
-
-
-def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
-    """Grow a boolean (H, W) mask by ``pixels`` with a square structuring element (like cv2.dilate with 3×3)."""
-    if pixels <= 0:
-        return mask
-    grown = F.max_pool2d(mask[None, None].float(), kernel_size=2 * pixels + 1, stride=1, padding=pixels)
-    return grown[0, 0] > 0
-
-
-def edited_classes(old_labels: np.ndarray, new_labels: np.ndarray, painted: np.ndarray) -> list[int]:
-    """Classes the user painted with (the colors they picked), like EditGAN's eyedropper selections."""
-    return sorted(int(c) for c in np.unique(new_labels[painted]))
-
-
-def region_of_interest(old_labels: torch.Tensor, new_labels: torch.Tensor, painted: torch.Tensor | None,
-                       classes: Iterable[int], dilation: int = 3) -> torch.Tensor:
-    """Pixels an edit may change: painted ∪ pixels of the edited classes in the old and new maps, dilated.
-
-    All arguments are (H, W) tensors on one device; returns a boolean (H, W) mask.
-    """
-    roi = torch.zeros_like(old_labels, dtype=torch.bool) if painted is None else painted.bool().clone()
-    for c in classes:
-        roi |= (old_labels == c) | (new_labels == c)
-    return dilate(roi, dilation)
-
-
 def flatten_layers(layers: Sequence[np.ndarray]) -> np.ndarray | None:
     """Paint layers (H, W, 4) uint8, bottom first → one RGBA layer (later layers cover earlier ones); None if none."""
-    from PIL import Image
-
     flat: Image.Image | None = None
     for layer in layers:
         if layer is None:
@@ -106,8 +42,6 @@ def difference_layer(composite: np.ndarray, background: np.ndarray, tolerance: i
     For clients that send only the composite (the painted picture) and no layers. ``tolerance`` absorbs lossy
     encodings: a pixel counts as painted when a channel differs by more than it.
     """
-    from PIL import Image
-
     comp = np.asarray(composite)[..., :3].astype(np.int16)
     back = np.asarray(background)[..., :3]
     if back.shape[:2] != comp.shape[:2]:
@@ -128,8 +62,6 @@ def downscale_paint(layer_rgba: np.ndarray, shape: tuple[int, int], palette: Seq
     each k × k block becomes one label pixel: painted when at least half of the block is painted, with the most
     frequent class among the block's painted pixels (ties go to the lower class id).
     """
-    from PIL import Image
-
     h, w = shape
     layer = np.asarray(layer_rgba)
     if layer.ndim != 3 or layer.shape[2] != 4:

@@ -93,12 +93,14 @@ LICENSE_TEXT = (
     "generator is NVIDIA's StyleGAN2 LSUN-car config-f model (Nvidia Source Code License-NC); the DatasetGAN "
     "classifiers and the encoder were trained by the EditGAN authors. Redistribution must include the license.")
 
-PROVENANCE = (
-    "Converted with `python -m editgan convert editgan-car` from the official EditGAN release "
-    f"({REPOSITORY_URL}, commit fef9ab8; checkpoints from the Google Drive folder its README links). "
-    "Generator: checkpoint['g_ema'] of the rosinality-format StyleGAN2 car model (512 px, config-f). "
-    "Segmenter: the ensemble of DatasetGAN pixel classifiers car_model_k.pth (module. prefix removed). "
-    "Encoder: the FPN encoder BEST_loss*.pth. Vectors: static/editing_vectors/*.npy.")
+def provenance(given: list[str]) -> str:
+    """The model card's provenance for a conversion of ``given`` (file names, or counts of files)."""
+    return (f"Converted with `python -m editgan convert editgan-car` from {', '.join(given)} (sha256 of each under "
+            f"Sources), read in the layout of the official EditGAN release ({REPOSITORY_URL}, commit fef9ab8, whose "
+            f"checkpoints its README links): generator checkpoint['g_ema'] (rosinality format), DatasetGAN pixel "
+            f"classifiers car_model_k.pth as the segmentation branch, the FPN encoder, .npy editing vectors. "
+            f"The converter checks the files' keys and shapes, not where they came from.")
+
 
 NOTES = [
     "The segmentation branch upsamples generator features bilinearly everywhere. The original tool trains and "

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .config import ModelConfig
-from .labels import hex_color
+from editgan.colors import hex_color
+from editgan.modelio.config import ModelConfig
 
 LIBRARY_NAME = "editgan-studio"
 BASE_TAGS = ["editgan", "stylegan2", "image-editing", "semantic-image-editing", "gan"]
@@ -79,7 +79,7 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
         parts.append(f"a segmentation branch of {config.segmenter.n_members} DatasetGAN pixel classifiers over "
                      f"{config.n_classes} classes")
     if config.encoder is not None:
-        parts.append(f"an image encoder ({config.encoder.get('type', 'conv')})")
+        parts.append(f"an image encoder ({config.encoder.to_dict()['type']})")
     lines += ["An EditGAN Studio model: " + ", ".join(parts) + ".",
               "", "## Use", "", "```python", "import editgan", "",
               f'model = editgan.load("{where}")', "picture = model.sample(seed=0)   # .image, .labels, .wplus",
@@ -117,13 +117,13 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
         lines += markdown_table(["name", "display name", "scale range", "default scale", "refine steps"], rows) + [""]
 
     if config.encoder is not None:
-        kind = config.encoder.get("type", "conv")
+        kind = config.encoder.to_dict()["type"]
         about = ("EditGAN's FPN encoder (ResNet-50 bottom-up path, feature pyramid, one head per w+ row)"
                  if kind == "fpn" else "EditGAN Studio's small convolutional encoder")
         lines += ["## Encoder", "", f"{about}. It gives the starting latent when a photo is embedded, which "
                   "optimization then refines, keeping w+ near where the encoder would put its picture with weight "
                   f"{config.embed_encoder_weight:g} (EditGAN's: 1).", ""]
-        lines += markdown_table(["setting", "value"], [[k, v] for k, v in config.encoder.items()]) + [""]
+        lines += markdown_table(["setting", "value"], [[k, v] for k, v in config.encoder.to_dict().items()]) + [""]
 
     notes = list(extra.get("notes", []))
     if notes:

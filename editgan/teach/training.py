@@ -13,8 +13,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .networks.segmenter import Segmenter, SegmenterConfig, upsample_to
-from .networks.stylegan2 import Generator
+from editgan.networks.segmenter import Segmenter, SegmenterConfig, upsample_to
+from editgan.networks.stylegan2 import Generator
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,38 @@
+"""Class colors: parsing, formatting, and label maps ↔ RGB. A leaf module that every layer may use."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+Color = tuple[int, int, int]
+
+
+def hex_color(rgb: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
+
+
+def parse_color(value: str | Sequence[int]) -> Color:
+    """'#rrggbb' or (r, g, b) → (r, g, b)."""
+    if isinstance(value, str):
+        v = value.lstrip("#")
+        if len(v) != 6:
+            raise ValueError(f"not a #rrggbb color: {value!r}")
+        return int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16)
+    r, g, b = (int(c) for c in value)
+    return r, g, b
+
+
+def colorize(labels: np.ndarray, palette: Sequence[Color]) -> np.ndarray:
+    """(H, W) class ids → (H, W, 3) uint8 RGB."""
+    table = np.asarray(palette, dtype=np.uint8)
+    if labels.size and labels.max() >= len(table):
+        raise ValueError(f"label {int(labels.max())} has no palette color ({len(table)} classes)")
+    return table[labels]
+
+
+def snap_to_palette(rgb: np.ndarray, palette: Sequence[Color]) -> np.ndarray:
+    """(H, W, 3) colors → (H, W) ids of the nearest palette color (painted pixels may be antialiased)."""
+    table = np.asarray(palette, dtype=np.int32)
+    diff = rgb[..., None, :3].astype(np.int32) - table[None, None]
+    return np.argmin((diff * diff).sum(-1), axis=-1).astype(np.int64)

@@ -1,0 +1,38 @@
+"""Every error type a person may see. Each message is one line, written for the user of the app or the command line.
+
+They all derive from :class:`EditGANError`, so the app and the CLI catch user-facing failures in one place and let
+real bugs through. The second base keeps each type catchable as the built-in kind of failure it is.
+"""
+from __future__ import annotations
+
+
+class EditGANError(Exception):
+    """A failure caused by the input or the environment, not by a bug; its message says what to do."""
+
+
+class ModelLoadError(EditGANError, RuntimeError):
+    """A model cannot be found, downloaded or read."""
+
+
+class ConfigError(EditGANError, ValueError):
+    """A model folder's config.json is missing, unreadable, inconsistent or asks for too much."""
+
+
+class ConversionError(EditGANError, ValueError):
+    """A foreign checkpoint cannot be converted; the message names the file and what does not fit."""
+
+
+class VectorError(EditGANError, ValueError):
+    """An editing vector file is unreadable or does not fit the model."""
+
+
+class ImageError(EditGANError, ValueError):
+    """An uploaded picture cannot be used."""
+
+
+class SessionError(EditGANError, ValueError):
+    """An action that the session's current state does not allow."""
+
+
+class PushError(EditGANError, RuntimeError):
+    """A model folder cannot be published to the Hub."""

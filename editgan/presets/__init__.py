@@ -1,1 +1,0 @@
-"""Facts about model releases in the wild, as data: class names, palettes, presets, licenses."""
