@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the read-only reference material lives, a fixed CPU set-up."""
+"""Shared test fixtures: the reference data in tests/fixtures, optional third-party files beside the repository, a
+fixed CPU set-up. Every test runs with nothing beside the repository."""
 from __future__ import annotations
 
 import os
@@ -13,16 +14,19 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = REPO_ROOT.parent / "shared"
+"""Read-only material that sits beside the repository in this project's CI (third-party reference files). Tests
+use it when it is there and same-format stand-ins they make when it is not."""
 
 torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"reference material not found at {SHARED} (expected ../shared beside the repository)")
-    return SHARED
+def parity_fixture() -> Path:
+    """The StyleGAN2 parity case (config, a recipe for the weights, inputs and the expected images), copied into
+    tests/fixtures from the project's reference material."""
+    return FIXTURES / "stylegan2_parity_32"
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SHARED
 from foreign_checkpoints import (
     CLASSIFIER_HIDDEN,
     ENCODER,
@@ -40,9 +41,17 @@ VECTOR_NAMES = ["frontlight_enlarge", "license_plate_disappear", "wheel_enlarge"
 
 
 @pytest.fixture(scope="module")
-def vectors_dir(shared_dir) -> Path:
-    folder = shared_dir / "reference" / "editgan_car" / "editing_vectors"
-    assert sorted(p.stem for p in folder.glob("*.npy")) == VECTOR_NAMES
+def vectors_dir(tmp_path_factory) -> Path:
+    """The official release's three editing vectors when they sit beside the repository (../shared), else stand-ins
+    in their format: (1, 16, 512) float32 .npy files of the same names and a similar spread."""
+    folder = SHARED / "reference" / "editgan_car" / "editing_vectors"
+    if folder.is_dir():
+        assert sorted(p.stem for p in folder.glob("*.npy")) == VECTOR_NAMES
+        return folder
+    folder = tmp_path_factory.mktemp("editing_vectors")
+    rng = np.random.default_rng(7)
+    for name in VECTOR_NAMES:
+        np.save(folder / f"{name}.npy", (0.1 * rng.standard_normal((1, 16, 512))).astype(np.float32))
     return folder
 
 
@@ -78,8 +87,8 @@ def car_model(car_folder) -> EditGANModel:
     return model
 
 
-def test_generator_key_list_is_rosinality_layout(shared_dir):
-    spec = json.loads((shared_dir / "fixtures" / "stylegan2_parity_32" / "spec.json").read_text())
+def test_generator_key_list_is_rosinality_layout(parity_fixture):
+    spec = json.loads((parity_fixture / "spec.json").read_text())
     assert set(rosinality_generator_keys(8, 5)) == {k for k, _ in spec["state_dict"]}
     with torch.device("meta"):  # shapes only
         full = Generator(512, 512, 8, channel_multiplier=2)  # the car generator's keys (reference §7)
@@ -270,9 +279,9 @@ def test_checkpoints_with_code_objects_are_refused_but_training_namespaces_are_r
     assert checkpoint["args"].size == 512 and set(checkpoint) >= {"g", "d", "g_ema", "g_optim"}
 
 
-def test_rosinality_conversion_reproduces_the_parity_fixture(shared_dir, tmp_path):
-    """The shared parity case as a rosinality training checkpoint → a generator-only model with the same images."""
-    fixture = shared_dir / "fixtures" / "stylegan2_parity_32"
+def test_rosinality_conversion_reproduces_the_parity_fixture(parity_fixture, tmp_path):
+    """The parity case as a rosinality training checkpoint → a generator-only model with the same images."""
+    fixture = parity_fixture
     ckpt = save_rosinality(tmp_path / "550000.pt", parity_state_dict(fixture / "spec.json"), training=True)
     with pytest.raises(ConversionError, match="--size 64 does not match.*32×32"):
         convert_rosinality(ckpt, tmp_path / "bad", size=64)

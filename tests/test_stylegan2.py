@@ -1,7 +1,8 @@
-"""The generator reproduces the rosinality StyleGAN2 port: the shared parity fixture, exactly."""
+"""The generator reproduces the rosinality StyleGAN2 port: the parity fixture in tests/fixtures, exactly."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +11,7 @@ import torch
 from editgan.networks.stylegan2 import Generator, upfirdn2d
 
 
-def build_fixture_generator(shared_dir) -> tuple[Generator, dict, dict]:
-    fixture = shared_dir / "fixtures" / "stylegan2_parity_32"
+def build_fixture_generator(fixture: Path) -> tuple[Generator, dict, dict]:
     spec = json.loads((fixture / "spec.json").read_text())
     io = dict(np.load(fixture / "io.npz"))
     cfg = spec["config"]
@@ -30,8 +30,8 @@ def build_fixture_generator(shared_dir) -> tuple[Generator, dict, dict]:
     return g.eval(), spec, io
 
 
-def test_state_dict_layout_matches_rosinality(shared_dir):
-    g, spec, _ = build_fixture_generator(shared_dir)
+def test_state_dict_layout_matches_rosinality(parity_fixture):
+    g, spec, _ = build_fixture_generator(parity_fixture)
     ours = {k: tuple(v.shape) for k, v in g.state_dict().items()}
     theirs = {k: tuple(shape) for k, shape in spec["state_dict"]}
     assert ours == theirs
@@ -39,8 +39,8 @@ def test_state_dict_layout_matches_rosinality(shared_dir):
 
 
 @torch.no_grad()
-def test_parity_with_fixture_images(shared_dir):
-    g, _, io = build_fixture_generator(shared_dir)
+def test_parity_with_fixture_images(parity_fixture):
+    g, _, io = build_fixture_generator(parity_fixture)
     z = torch.from_numpy(io["z"])
     w = g.mapping(z)
     np.testing.assert_allclose(w.numpy(), io["w"], atol=1e-4, rtol=1e-4)
@@ -52,8 +52,8 @@ def test_parity_with_fixture_images(shared_dir):
 
 
 @torch.no_grad()
-def test_features_follow_editgan_order(shared_dir):
-    g, _, io = build_fixture_generator(shared_dir)
+def test_features_follow_editgan_order(parity_fixture):
+    g, _, io = build_fixture_generator(parity_fixture)
     image, feats = g.synthesis(torch.from_numpy(io["wplus"]), return_features=True)
     assert [f.shape[1] for f in feats] == g.feature_channels()
     assert [f.shape[-1] for f in feats] == g.feature_resolutions() == [4, 4, 8, 8, 16, 16, 32, 32]
