@@ -12,22 +12,10 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 
 def _save_rendering(out: Path, rendering, palette) -> list[Path]:
-    from editgan.colors import colorize
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "image.png", out / "latent.npy"]
-    Image.fromarray(rendering.image).save(written[0])
-    np.save(written[1], rendering.wplus)
-    if rendering.labels is not None:
-        written.append(out / "labels.png")
-        Image.fromarray(colorize(rendering.labels, palette)).save(written[-1])
-        written.append(out / "labels.npy")
-        np.save(written[-1], rendering.labels)
-    return written
+    from editgan.modelio.picture_files import write_rendering
+    return write_rendering(out, rendering.image, rendering.labels, palette, rendering.wplus)
 
 
 def cmd_sample(args) -> None:
@@ -40,17 +28,14 @@ def cmd_sample(args) -> None:
 
 def cmd_edit(args) -> None:
     """Edit from a painted label map given as a PNG in the model's palette (or a .npy of class ids)."""
-    from editgan.colors import snap_to_palette
     from editgan.engine.model import load
+    from editgan.modelio.picture_files import read_label_map, read_latent
     model = load(args.model, args.device)
-    wplus = np.load(args.latent)
+    wplus = read_latent(args.latent)
     current = model.render(wplus)
-    if args.painted.suffix == ".npy":
-        wanted = np.load(args.painted)
-    else:
-        wanted = snap_to_palette(np.asarray(Image.open(args.painted).convert("RGB")), model.config.palette)
-    if wanted.shape != current.labels.shape:
-        raise ValueError(f"the painted map is {wanted.shape}, the picture's is {current.labels.shape}")
+    if current.labels is None:
+        raise ValueError(f"model {model.config.name!r} has no segmentation branch, so it cannot edit by label map")
+    wanted = read_label_map(args.painted, model.config.palette, current.labels.shape)
     painted = wanted != current.labels
     outcome = model.edit(wplus, wanted, painted, steps=args.steps, name=args.name,
                          on_step=lambda p: print(f"\rstep {p.step}/{p.steps} loss {p.loss:.4f}", end="",
@@ -63,10 +48,11 @@ def cmd_edit(args) -> None:
 
 def cmd_apply(args) -> None:
     from editgan.engine.model import load
+    from editgan.modelio.picture_files import read_latent
     from editgan.modelio.vectors import EditingVector
     model = load(args.model, args.device)
     vector = args.vector if args.vector in model.presets else EditingVector.load(Path(args.vector))
-    outcome = model.apply_vector(np.load(args.latent), vector, args.scale, args.refine)
+    outcome = model.apply_vector(read_latent(args.latent), vector, args.scale, args.refine)
     for path in _save_rendering(args.out, outcome, model.config.palette):
         print(path)
 
@@ -236,11 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     if long_running:  # train and evaluate report their progress (but not every library's chatter)
         logging.getLogger("editgan").setLevel(logging.INFO)
     from editgan.engine.cpu_memory import keep_freed_memory
-    from editgan.errors import ImageError, ModelLoadError, PushError, VectorError
+    from editgan.errors import EditGANError
     keep_freed_memory()  # before any worker thread starts (see cpu_memory)
     try:
         args.func(args)
-    except (ModelLoadError, PushError, ImageError, VectorError, ValueError, FileNotFoundError) as e:
+    except (EditGANError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

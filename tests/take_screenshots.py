@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # the browser tests' helpers and the editgan package
 from test_browser import LAUNCH_ARGS, brush_stroke, canvas_to_screen, pick_color, shown_image, wait_for_status  # noqa: E402
 
-from editgan.app.studio import canvas_scale  # noqa: E402
+from editgan.app.views import canvas_scale  # noqa: E402
 
 SIZE = 64  # the embedded model's picture size
 EYE_WHITE = (255, 255, 255)

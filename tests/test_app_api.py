@@ -21,8 +21,9 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from tiny_models import SIZE, running_studio  # noqa: E402
 
+from editgan.app import build_demo  # noqa: E402
 from editgan.app.engines import EngineRegistry  # noqa: E402
-from editgan.app.studio import build_demo, canvas_scale  # noqa: E402
+from editgan.app.views import canvas_scale  # noqa: E402
 from editgan.engine.model import EditGANModel  # noqa: E402
 from editgan.errors import ModelLoadError  # noqa: E402
 from editgan.modelio.vectors import EditingVector  # noqa: E402
@@ -64,11 +65,11 @@ def red_mask(path: str) -> np.ndarray:
 
 
 def slide(c: Client, *values: float):
-    return c.predict(*values, *[0.0] * (N_SLIDERS - len(values)), api_name="/slide")
+    return c.predict(*values, *[0.0] * (N_SLIDERS - len(values)), api_name="/ui_slide")
 
 
 def export_latent(c: Client) -> np.ndarray:
-    files, _ = c.predict(api_name="/export")
+    files, _ = c.predict(api_name="/ui_export")
     return np.load(next(f for f in files if f.endswith(".npy")))
 
 
@@ -95,17 +96,69 @@ def expect_error(match: str, call, *args, **kwargs) -> None:
 
 
 # -- the API -------------------------------------------------------------------------------------------------------
-def test_the_api_page_lists_every_action(url):
-    endpoints = set(client(url).view_api(print_info=False, return_format="dict")["named_endpoints"])
-    for name in ["start", "load_model", "sample", "random_sample", "example_seed", "upload_photo", "crop_preview",
-                 "embed", "example_photo", "edit", "cancel", "slide", "refine", "save_vector", "upload_vector",
-                 "undo", "redo", "reset", "export"]:
-        assert f"/{name}" in endpoints
+def test_the_api_page_lists_the_public_api_with_named_parameters_and_results(url):
+    api = client(url).view_api(print_info=False, return_format="dict")
+    endpoints = api["named_endpoints"]
+    assert set(endpoints) == {"/sample", "/embed", "/edit", "/apply_presets", "/export"}  # the UI's events are off it
+    assert [p["parameter_name"] for p in endpoints["/edit"]["parameters"]] == ["wplus", "label_map", "steps"]
+    assert [r["label"] for r in endpoints["/edit"]["returns"]] == ["image", "label_map", "wplus", "vector", "info"]
+    assert [p["parameter_name"] for p in endpoints["/apply_presets"]["parameters"]] == ["wplus", "scales",
+                                                                                        "refine_steps"]
+    info = httpx.get(url + "gradio_api/info").json()["named_endpoints"]
+    assert all(info[name].get("description") for name in endpoints)  # each says what it does
+
+
+def test_public_api_sample_edit_apply_and_export_compose_through_latent_files(url, engine, tmp_path):
+    c = client(url)
+    image, labels, wplus, info = c.predict(seed=3, api_name="/sample")
+    assert info["seed"] == 3 and info["model"] == engine.config.name
+    expected = engine.sample(3)
+    assert np.array_equal(np.asarray(Image.open(image)), expected.image)
+    label_ids = np.asarray(Image.open(labels))  # a palette PNG: the pixel values are the class ids
+    assert np.array_equal(label_ids, expected.labels)
+    np.testing.assert_allclose(np.load(wplus), expected.wplus, atol=1e-6)
+
+    wanted = expected.labels.copy()
+    wanted[8:24, 8:24] = 1  # paint a red square
+    wanted_png = tmp_path / "wanted.png"
+    palette_image = Image.fromarray(wanted.astype(np.uint8), "P")
+    palette_image.putpalette([v for color in engine.config.palette for v in color])
+    palette_image.convert("RGB").save(wanted_png)  # the class colors, as a painting program would save them
+    image2, labels2, wplus2, vector, info2 = c.predict(handle_file(wplus), handle_file(str(wanted_png)), 12,
+                                                       api_name="/edit")
+    assert info2["steps"] == 12 and info2["classes"] == [1]
+    edited = np.asarray(Image.open(labels2))
+    assert (edited[8:24, 8:24] == 1).mean() > (expected.labels[8:24, 8:24] == 1).mean()
+    assert EditingVector.load(vector).delta.shape == expected.wplus.shape
+
+    image3, _, wplus3, info3 = c.predict(handle_file(wplus), {"redder": 1.0}, 0, api_name="/apply_presets")
+    np.testing.assert_allclose(np.load(wplus3), expected.wplus + engine.presets["redder"].delta, atol=1e-5)
+    assert info3["scales"] == {"redder": 1.0}
+    image4, _, wplus4, _ = c.predict(handle_file(wplus2), api_name="/export")
+    assert np.array_equal(np.asarray(Image.open(image4)), np.asarray(Image.open(image2)))
+
+
+def test_public_api_errors_are_one_clear_line(url, tmp_path):
+    c = client(url)
+    _, _, wplus, _ = c.predict(seed=1, api_name="/sample")
+    expect_error("the seed must be a whole number", c.predict, -1, api_name="/sample")
+    expect_error("unknown preset 'nose'", c.predict, handle_file(wplus), {"nose": 1}, 0, api_name="/apply_presets")
+    expect_error("must be within", c.predict, handle_file(wplus), {"redder": 50}, 0, api_name="/apply_presets")
+    wrong = tmp_path / "wrong.png"
+    Image.new("RGB", (SIZE + 3, SIZE), (255, 0, 0)).save(wrong)
+    expect_error(f"this model's maps are {SIZE}×{SIZE}", c.predict, handle_file(wplus), handle_file(str(wrong)), 5,
+                 api_name="/edit")
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((2, 3), np.float32))
+    expect_error("does not fit this model", c.predict, handle_file(str(bad)), api_name="/export")
+    pickled = tmp_path / "pickled.npy"
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    expect_error("not a .npy latent file", c.predict, handle_file(str(pickled)), api_name="/export")
 
 
 def test_sample_shows_the_picture_its_labels_and_the_blend(url, engine):
     c = client(url)
-    out = c.predict(3, 0.7, api_name="/sample")
+    out = c.predict(3, 0.7, api_name="/ui_sample")
     assert "sample (seed 3" in out[STATUS]
     image = picture(out[PICTURE])
     assert image.shape == (SIZE * K, SIZE * K, 3)
@@ -116,18 +169,18 @@ def test_sample_shows_the_picture_its_labels_and_the_blend(url, engine):
     assert out[EDITOR]["value"]["layers"] == [] and out[EDITOR]["value"]["background"]
     assert out[SLIDER0]["label"] == "Redder" and out[SLIDER0]["visible"] and out[SLIDER0 + 1]["visible"] is False
     assert np.allclose(export_latent(c), engine.sample(3, 0.7).wplus)
-    seed_out = c.predict(api_name="/random_sample")
+    seed_out = c.predict(0.7, api_name="/ui_random_sample")
     assert 0 <= seed_out[-1] < 2**31 and f"seed {seed_out[-1]}" in seed_out[STATUS]
-    example = c.predict(2, api_name="/example_seed")  # the third example: seed 3
+    example = c.predict(2, 0.7, api_name="/ui_example_seed")  # the third example: seed 3
     assert example[-1] == 3 and np.array_equal(picture(example[PICTURE]), image)
 
 
 def test_edit_with_a_painted_mask_then_undo_redo_reset(url, tmp_path):
     c = client(url)
-    start = c.predict(5, 0.7, api_name="/sample")
+    start = c.predict(5, 0.7, api_name="/ui_sample")
     before = red_mask(start[LABELS])
     box = (8 * K, 8 * K, 24 * K, 24 * K)  # the middle half of the canvas, painted "reddish"
-    job = c.submit(paint_canvas(tmp_path, start[EDITOR]["value"]["background"], box), 40, api_name="/edit")
+    job = c.submit(paint_canvas(tmp_path, start[EDITOR]["value"]["background"], box), 40, api_name="/ui_edit")
     previews = list(job)
     edited = job.result()
     assert len(previews) >= 2, "the edit should stream previews before its result"
@@ -140,18 +193,18 @@ def test_edit_with_a_painted_mask_then_undo_redo_reset(url, tmp_path):
     assert np.array_equal(picture(compare[0]), picture(start[PICTURE]))
     assert np.array_equal(picture(compare[1]), picture(edited[PICTURE]))
 
-    undone = c.predict(api_name="/undo")
+    undone = c.predict(api_name="/ui_undo")
     assert np.array_equal(picture(undone[PICTURE]), picture(start[PICTURE]))
     assert "1 step(s) to redo" in undone[STATUS]
-    redone = c.predict(api_name="/redo")
+    redone = c.predict(api_name="/ui_redo")
     assert np.array_equal(picture(redone[PICTURE]), picture(edited[PICTURE]))
-    reset = c.predict(api_name="/reset")
+    reset = c.predict(api_name="/ui_reset")
     assert np.array_equal(picture(reset[PICTURE]), picture(start[PICTURE])) and "Step 3 of 3" in reset[STATUS]
-    assert np.array_equal(picture(c.predict(api_name="/undo")[PICTURE]), picture(edited[PICTURE]))
+    assert np.array_equal(picture(c.predict(api_name="/ui_undo")[PICTURE]), picture(edited[PICTURE]))
 
-    files, _ = c.predict(api_name="/export")
+    files, _ = c.predict(api_name="/ui_export")
     names = sorted(Path(f).name for f in files)
-    assert names == ["edited.png", "labels.png", "wplus.npy"]
+    assert names == ["image.png", "labels.png", "wplus.npy"]
     labels = Image.open(next(f for f in files if f.endswith("labels.png")))
     assert labels.mode == "P" and labels.size == (SIZE, SIZE)
     assert np.array_equal(np.asarray(labels) == 1, after)  # palette PNG: the pixel values are the class ids
@@ -159,16 +212,16 @@ def test_edit_with_a_painted_mask_then_undo_redo_reset(url, tmp_path):
 
 def test_composite_only_and_off_palette_paint_snap_to_classes(url, tmp_path):
     c = client(url)
-    start = c.predict(5, 0.7, api_name="/sample")
+    start = c.predict(5, 0.7, api_name="/ui_sample")
     canvas = paint_canvas(tmp_path, start[EDITOR]["value"]["background"], (8 * K, 8 * K, 24 * K, 24 * K),
                           color=(220, 40, 30), layers=False)  # no layers, a color near "reddish"
-    edited = c.predict(canvas, 20, api_name="/edit")
+    edited = c.predict(canvas, 20, api_name="/ui_edit")
     assert "mask edit (reddish" in edited[STATUS]
 
 
 def test_preset_sliders_apply_the_sum_from_their_start_and_refine(url, engine):
     c = client(url)
-    start = c.predict(7, 0.7, api_name="/sample")
+    start = c.predict(7, 0.7, api_name="/ui_sample")
     moved = slide(c, 1.5)
     assert not np.array_equal(picture(moved[PICTURE]), picture(start[PICTURE]))
     assert "Redder +1.5" in moved[STATUS]
@@ -179,34 +232,34 @@ def test_preset_sliders_apply_the_sum_from_their_start_and_refine(url, engine):
     assert np.allclose(export_latent(c), expected, atol=1e-5)
     assert "Step 2 of 2" in slide(c, 0.0)[STATUS]  # slider moves collapse into one step
     slide(c, 1.0)
-    refined = c.predict(10, 1.0, *[0.0] * (N_SLIDERS - 1), api_name="/refine")
+    refined = c.predict(10, 1.0, *[0.0] * (N_SLIDERS - 1), api_name="/ui_refine")
     assert "sliders refined (10 steps)" in refined[STATUS] and "Step 3 of 3" in refined[STATUS]
-    undone = c.predict(api_name="/undo")
+    undone = c.predict(api_name="/ui_undo")
     assert undone[SLIDER0]["value"] == 1.0  # the sliders show the values of the step undone to
-    assert c.predict(api_name="/undo")[SLIDER0]["value"] == 0.0
-    expect_error("choose 10 or 30", c.predict, 0, *[0.0] * N_SLIDERS, api_name="/refine")
+    assert c.predict(api_name="/ui_undo")[SLIDER0]["value"] == 0.0
+    expect_error("not in the list of choices: [10, 30]", c.predict, 0, *[0.0] * N_SLIDERS, api_name="/ui_refine")
 
 
 def test_save_download_upload_and_apply_a_vector(url, tmp_path):
     a = client(url)
-    start = a.predict(11, 0.7, api_name="/sample")
-    expect_error("nothing to save", a.predict, "too_early", api_name="/save_vector")
+    start = a.predict(11, 0.7, api_name="/ui_sample")
+    expect_error("nothing to save", a.predict, "too_early", api_name="/ui_save_vector")
     a.predict(paint_canvas(tmp_path, start[EDITOR]["value"]["background"], (0, 0, 16 * K, 32 * K)), 20,
-              api_name="/edit")
-    saved = a.predict("top_red", api_name="/save_vector")
+              api_name="/ui_edit")
+    saved = a.predict("top_red", api_name="/ui_save_vector")
     path = saved[-1]
     assert path.endswith("top_red.safetensors")
     vector = EditingVector.load(Path(path))
     assert vector.name == "top_red" and vector.classes == [1] and vector.delta.shape == export_latent(a).shape
     slot = saved[SLIDER0 + 1]
     assert slot["visible"] and slot["label"] == "Top red" and slot["info"] == "your vector top_red"
-    expect_error("preset", a.predict, "redder", api_name="/save_vector")
-    expect_error("letters", a.predict, "bad name!", api_name="/save_vector")
+    expect_error("preset", a.predict, "redder", api_name="/ui_save_vector")
+    expect_error("letters", a.predict, "bad name!", api_name="/ui_save_vector")
 
     b = client(url)  # another person applies it to another picture
-    other = b.predict(12, 0.7, api_name="/sample")
+    other = b.predict(12, 0.7, api_name="/ui_sample")
     w0 = export_latent(b)
-    uploaded = b.predict(handle_file(path), api_name="/upload_vector")
+    uploaded = b.predict(handle_file(path), api_name="/ui_upload_vector")
     assert uploaded[SLIDER0 + 1]["label"] == "Top red" and "Added vector 'top_red'" in uploaded[STATUS]
     applied = slide(b, 0.0, 1.0)
     assert not np.array_equal(picture(applied[PICTURE]), picture(other[PICTURE]))
@@ -215,91 +268,91 @@ def test_save_download_upload_and_apply_a_vector(url, tmp_path):
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     expect_error("not a readable safetensors editing vector", b.predict, handle_file(str(garbage)),
-                 api_name="/upload_vector")
+                 api_name="/ui_upload_vector")
     wrong = EditingVector("wrong", np.zeros((3, 7), np.float32)).save(tmp_path / "wrong.safetensors")
-    expect_error("has shape (3, 7)", b.predict, handle_file(str(wrong)), api_name="/upload_vector")
-    assert "Step 1 of 2: sample (seed 12" in b.predict(api_name="/undo")[STATUS]  # history intact
+    expect_error("has shape (3, 7)", b.predict, handle_file(str(wrong)), api_name="/ui_upload_vector")
+    assert "Step 1 of 2: sample (seed 12" in b.predict(api_name="/ui_undo")[STATUS]  # history intact
 
 
 def test_photos_upload_crop_and_embed_with_previews(url, tmp_path):
     c = client(url)
     photo = tmp_path / "photo.jpg"
     Image.new("CMYK", (300, 200), (0, 200, 200, 0)).save(photo)  # a CMYK JPEG
-    out = c.predict(handle_file(str(photo)), api_name="/upload_photo")
+    out = c.predict(handle_file(str(photo)), api_name="/ui_upload_photo")
     assert "photo.jpg (300×200)" in out[0] and out[2:] == (100, 50, 50)
-    preview = c.predict(50, 0, 100, api_name="/crop_preview")
+    preview = c.predict(50, 0, 100, api_name="/ui_crop_preview")
     assert picture(preview).shape[:2] == (200, 300)
-    job = c.submit(50, 0, 100, 12, api_name="/embed")
+    job = c.submit(50, 0, 100, 12, api_name="/ui_embed")
     previews = list(job)
     embedded = job.result()
     assert len(previews) >= 2 and "photo photo.jpg (embedded, 12 steps)" in embedded[STATUS]
     assert picture(embedded[PICTURE]).shape == (SIZE * K, SIZE * K, 3)
-    job = c.submit(0, 10, api_name="/example_photo")  # one click: the first example photo, embedded
+    job = c.submit(0, 10, api_name="/ui_example_photo")  # one click: the first example photo, embedded
     example = job.result()
     assert "photo face_1.png (embedded, 10 steps)" in example[STATUS]
     for mode, size in (("L", (64, 90)), ("RGBA", (90, 64)), ("P", (40, 40))):
         path = tmp_path / f"{mode}.png"
         Image.new(mode, size).save(path)
-        assert "choose the square crop" in c.predict(handle_file(str(path)), api_name="/upload_photo")[0]
+        assert "choose the square crop" in c.predict(handle_file(str(path)), api_name="/ui_upload_photo")[0]
 
 
 def test_bad_input_gets_a_clear_message_and_the_session_stays_usable(url, tmp_path):
     c = client(url)
-    expect_error("no picture yet", c.predict, api_name="/export")
-    start = c.predict(9, 0.7, api_name="/sample")
+    expect_error("no picture yet", c.predict, api_name="/ui_export")
+    start = c.predict(9, 0.7, api_name="/ui_sample")
     slide(c, 1.0)  # history: sample, sliders
 
     (tmp_path / "notes.txt").write_text("hello")
-    expect_error("invalid file type", c.predict, handle_file(str(tmp_path / "notes.txt")), api_name="/upload_photo")
+    expect_error("invalid file type", c.predict, handle_file(str(tmp_path / "notes.txt")), api_name="/ui_upload_photo")
     (tmp_path / "fake.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
-    expect_error("not a readable image", c.predict, handle_file(str(tmp_path / "fake.png")), api_name="/upload_photo")
+    expect_error("not a readable image", c.predict, handle_file(str(tmp_path / "fake.png")), api_name="/ui_upload_photo")
     good = tmp_path / "good.png"
     Image.new("RGB", (64, 64), (10, 20, 30)).save(good)
     (tmp_path / "cut.png").write_bytes(good.read_bytes()[:40])
-    expect_error("not a readable image", c.predict, handle_file(str(tmp_path / "cut.png")), api_name="/upload_photo")
+    expect_error("not a readable image", c.predict, handle_file(str(tmp_path / "cut.png")), api_name="/ui_upload_photo")
     Image.new("RGB", (8, 8)).save(tmp_path / "tiny.png")
-    expect_error("at least 16 px", c.predict, handle_file(str(tmp_path / "tiny.png")), api_name="/upload_photo")
+    expect_error("at least 16 px", c.predict, handle_file(str(tmp_path / "tiny.png")), api_name="/ui_upload_photo")
     Image.new("L", (7100, 7100)).save(tmp_path / "huge.png")  # 50 MP, a small file
-    expect_error("50 MP", c.predict, handle_file(str(tmp_path / "huge.png")), api_name="/upload_photo")
-    expect_error("upload a photo first", c.predict, 100, 50, 50, 10, api_name="/embed")
+    expect_error("50 MP", c.predict, handle_file(str(tmp_path / "huge.png")), api_name="/ui_upload_photo")
+    expect_error("upload a photo first", c.predict, 100, 50, 50, 10, api_name="/ui_embed")
 
     background = start[EDITOR]["value"]["background"]
     expect_error("nothing painted", c.predict,
                  {"background": handle_file(background), "layers": [], "composite": handle_file(background)}, 10,
-                 api_name="/edit")
+                 api_name="/ui_edit")
     expect_error("greater than maximum", slide, c, 5.0)
-    expect_error("less than minimum value 0", c.predict, -3, 0.7, api_name="/sample")
-    expect_error("greater than maximum value 1", c.predict, 1, 1.5, api_name="/sample")
+    expect_error("less than minimum value 0", c.predict, -3, 0.7, api_name="/ui_sample")
+    expect_error("greater than maximum value 1", c.predict, 1, 1.5, api_name="/ui_sample")
     expect_error("less than minimum value 10", c.predict, paint_canvas(tmp_path, background, (0, 0, 64, 64)), 0.5,
-                 api_name="/edit")
+                 api_name="/ui_edit")
 
     # NaN cannot be written in strict JSON; a raw request can carry it: the session still says why
     body = '{"data": [NaN' + ", 0" * (N_SLIDERS - 1) + '], "session_hash": "%s"}' % c.session_hash
-    event = httpx.post(url + "gradio_api/call/slide", content=body,
+    event = httpx.post(url + "gradio_api/call/ui_slide", content=body,
                        headers={"content-type": "application/json"}).json()["event_id"]
-    stream = httpx.get(url + f"gradio_api/call/slide/{event}", timeout=30).text
+    stream = httpx.get(url + f"gradio_api/call/ui_slide/{event}", timeout=30).text
     assert "event: error" in stream and "must be a finite number" in stream
 
     # after all that, the history is intact: the slider step, then the sample
-    undone = c.predict(api_name="/undo")
+    undone = c.predict(api_name="/ui_undo")
     assert "Step 1 of 2: sample (seed 9" in undone[STATUS]
     assert np.array_equal(picture(undone[PICTURE]), picture(start[PICTURE]))
 
 
 def test_models_that_cannot_be_loaded_say_why(url, model_folder, tmp_path):
     c = client(url)
-    c.predict(9, 0.7, api_name="/sample")
-    expect_error("unknown model 'no-such-model'", c.predict, "no-such-model", api_name="/load_model")
-    expect_error("offline", c.predict, "someone/not-cached-model", api_name="/load_model")  # HF_HUB_OFFLINE=1
+    c.predict(9, 0.7, api_name="/ui_sample")
+    expect_error("unknown model 'no-such-model'", c.predict, "no-such-model", api_name="/ui_load_model")
+    expect_error("offline", c.predict, "someone/not-cached-model", api_name="/ui_load_model")  # HF_HUB_OFFLINE=1
     missing = tmp_path / "missing"
     missing.mkdir()
     shutil.copy(model_folder / "config.json", missing / "config.json")
-    expect_error("missing weights file generator.safetensors", c.predict, str(missing), api_name="/load_model")
+    expect_error("the model folder has no generator.safetensors", c.predict, str(missing), api_name="/ui_load_model")
     corrupt = tmp_path / "corrupt"
     shutil.copytree(model_folder, corrupt)
     (corrupt / "generator.safetensors").write_bytes(b"garbage" * 10)
-    expect_error("not a readable safetensors file", c.predict, str(corrupt), api_name="/load_model")
-    assert "Step 1 of 1: sample (seed 9" in c.predict(api_name="/export")[1]  # still the same session
+    expect_error("not a readable safetensors file", c.predict, str(corrupt), api_name="/ui_load_model")
+    assert "Step 1 of 1: sample (seed 9" in c.predict(api_name="/ui_export")[1]  # still the same session
 
 
 def test_a_generator_only_model_samples_but_explains_why_it_cannot_mask_edit(url, model_folder, tmp_path):
@@ -310,35 +363,35 @@ def test_a_generator_only_model_samples_but_explains_why_it_cannot_mask_edit(url
     config["segmenter"] = None
     (folder / "config.json").write_text(json.dumps(config))
     c = client(url)
-    loaded = c.predict(str(folder), api_name="/load_model")
+    loaded = c.predict(str(folder), api_name="/ui_load_model")
     assert "Loaded model" in loaded[STATUS] and loaded[LABELS] is None
     assert "Mask editing is off" in str(loaded[-3])
     assert "no label classes" in loaded[-5].lower()
-    sampled = c.predict(4, 0.7, api_name="/sample")
+    sampled = c.predict(4, 0.7, api_name="/ui_sample")
     assert picture(sampled[PICTURE]).shape == (SIZE * K, SIZE * K, 3)
     blank = tmp_path / "blank.png"
     Image.new("RGBA", (SIZE * K, SIZE * K)).save(blank)
     expect_error("needs a segmentation branch", c.predict,
                  {"background": handle_file(str(blank)), "layers": [], "composite": handle_file(str(blank))}, 10,
-                 api_name="/edit")
+                 api_name="/ui_edit")
     assert "Redder +1" in slide(c, 1.0)[STATUS]  # vectors without refinement still work
-    expect_error("needs a segmentation branch", c.predict, 10, 1.0, *[0.0] * (N_SLIDERS - 1), api_name="/refine")
+    expect_error("needs a segmentation branch", c.predict, 10, 1.0, *[0.0] * (N_SLIDERS - 1), api_name="/ui_refine")
 
 
 def test_cancel_stops_the_edit_and_keeps_the_best_result(url, tmp_path):
     c = client(url)
-    start = c.predict(6, 0.7, api_name="/sample")
+    start = c.predict(6, 0.7, api_name="/ui_sample")
     job = c.submit(paint_canvas(tmp_path, start[EDITOR]["value"]["background"], (0, 0, 32 * K, 16 * K)), 500,
-                   api_name="/edit")
+                   api_name="/ui_edit")
     deadline = time.time() + 60
     while not job.outputs() and not job.done() and time.time() < deadline:  # wait for the first preview
         time.sleep(0.05)
     assert "Editing: step" in job.outputs()[-1][STATUS]
-    assert "Cancelling" in c.predict(api_name="/cancel")
+    assert "Cancelling" in c.predict(api_name="/ui_cancel")
     result = job.result(timeout=60)
     assert "Edit cancelled after" in result[STATUS] and "kept the best result" in result[STATUS]
     assert "mask edit" in result[STATUS]
-    assert "Nothing to cancel" in c.predict(api_name="/cancel")
+    assert "Nothing to cancel" in c.predict(api_name="/ui_cancel")
 
 
 def test_concurrent_visitors_keep_their_own_pictures(url, engine):
@@ -348,10 +401,10 @@ def test_concurrent_visitors_keep_their_own_pictures(url, engine):
     def visitor(i: int) -> tuple[np.ndarray, np.ndarray]:
         c = client(url)
         seed, scale = 100 + i, 0.25 * (i % 4 + 1)
-        c.predict(seed, 0.7, api_name="/sample")
+        c.predict(seed, 0.7, api_name="/ui_sample")
         slide(c, scale)
-        c.predict(api_name="/undo")
-        c.predict(api_name="/redo")
+        c.predict(api_name="/ui_undo")
+        c.predict(api_name="/ui_redo")
         got = export_latent(c)
         return got, engine.apply_vectors(engine.sample(seed, 0.7).wplus, [(preset, scale)]).wplus
 

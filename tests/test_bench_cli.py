@@ -34,8 +34,8 @@ def test_unknown_bench_model_is_an_error():
 
 def test_cli_sample_edit_apply_embed(folder, tmp_path, capsys):
     assert main(["sample", "--model", str(folder), "--seed", "3", "--out", str(tmp_path / "s")]) == 0
-    latent = tmp_path / "s" / "latent.npy"
-    labels = np.load(tmp_path / "s" / "labels.npy")
+    latent = tmp_path / "s" / "wplus.npy"
+    labels = np.asarray(Image.open(tmp_path / "s" / "labels.png"))  # a palette PNG of class ids
     wanted = labels.copy()
     wanted[2:12, 2:12] = 1 - wanted[2:12, 2:12]
     np.save(tmp_path / "wanted.npy", wanted)
@@ -44,14 +44,14 @@ def test_cli_sample_edit_apply_embed(folder, tmp_path, capsys):
     assert (tmp_path / "e" / "flip.safetensors").is_file() and (tmp_path / "e" / "image.png").is_file()
     assert main(["apply", "--model", str(folder), str(latent), str(tmp_path / "e" / "flip.safetensors"),
                  "--out", str(tmp_path / "a")]) == 0
-    np.testing.assert_allclose(np.load(tmp_path / "a" / "latent.npy"), np.load(tmp_path / "e" / "latent.npy"),
+    np.testing.assert_allclose(np.load(tmp_path / "a" / "wplus.npy"), np.load(tmp_path / "e" / "wplus.npy"),
                                atol=1e-5)
     assert main(["apply", "--model", str(folder), str(latent), "redder", "--refine", "2",
                  "--out", str(tmp_path / "p")]) == 0
     Image.open(tmp_path / "s" / "image.png").save(tmp_path / "photo.jpg")
     assert main(["embed", "--model", str(folder), str(tmp_path / "photo.jpg"), "--steps", "2",
                  "--out", str(tmp_path / "m")]) == 0
-    assert np.load(tmp_path / "m" / "latent.npy").shape == np.load(latent).shape
+    assert np.load(tmp_path / "m" / "wplus.npy").shape == np.load(latent).shape
 
 
 def test_cli_errors_are_one_line(folder, tmp_path, capsys):
@@ -61,3 +61,8 @@ def test_cli_errors_are_one_line(folder, tmp_path, capsys):
     assert err.startswith("error: ") and "Traceback" not in err and "not a readable image" in err
     assert main(["sample", "--model", "nobody/nothing-here"]) == 2
     assert "error:" in capsys.readouterr().err
+    assert main(["sample", "--model", str(folder), "--out", str(tmp_path / "s")]) == 0
+    Image.new("RGB", (40, 32)).save(tmp_path / "wide.png")
+    assert main(["edit", "--model", str(folder), str(tmp_path / "s" / "wplus.npy"), str(tmp_path / "wide.png")]) == 2
+    err = capsys.readouterr().err
+    assert "the label map is 40×32; this model's maps are 32×32" in err and "Traceback" not in err

@@ -20,7 +20,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 
 from tiny_models import SIZE, running_studio  # noqa: E402
 
-from editgan.app.studio import canvas_scale  # noqa: E402
+from editgan.app.views import canvas_scale  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -76,8 +76,8 @@ def running_studio(folder):
     """The studio on ``folder``'s model, served on a free loopback port; yields its URL."""
     import socket
 
+    from editgan.app import build_demo
     from editgan.app.engines import EngineRegistry
-    from editgan.app.studio import build_demo
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,7 +8,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, TypeVar
+
+T = TypeVar("T")
 
 PREVIEW_EVERY_S = 0.25
 """Live previews of long jobs are sent at most this often."""
@@ -36,7 +38,7 @@ class BackgroundJob:
         finally:
             self._queue.put(self._DONE)
 
-    def reports(self, every: float = PREVIEW_EVERY_S) -> Iterator[Any]:
+    def reports(self, every: float = PREVIEW_EVERY_S) -> Generator[Any, None, None]:
         last = 0.0
         while True:
             item = self._queue.get()
@@ -90,3 +92,18 @@ class CancelFlags:
         with self._lock:
             if self._flags.get(key) is flag:
                 del self._flags[key]
+
+
+def run_cancellable(cancels: CancelFlags, key: str, work: Callable[[Callable[[Any], None], Callable[[], bool]], T]
+                    ) -> Generator[Any, None, T]:
+    """Run ``work(on_step, should_stop)`` in a worker thread under the stop flag of ``key``: yields its newest
+    reports while it runs and returns its result (``result = yield from run_cancellable(...)``). The flag is
+    released however the caller leaves, and the worker is given a minute to finish its step."""
+    flag = cancels.arm(key)
+    job = BackgroundJob(lambda on_step: work(on_step, flag.is_set))
+    try:
+        yield from job.reports()
+        return job.result()
+    finally:
+        cancels.release(key, flag)
+        job.wait(60)

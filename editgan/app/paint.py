@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from editgan.colors import Color, snap_to_palette
+from editgan.colors import Color, colorize, snap_to_palette
 
 
 def painted_layer_to_labels(layer_rgba: np.ndarray, palette: Sequence[Color], alpha_threshold: int = 128
@@ -74,3 +74,28 @@ def downscale_paint(layer_rgba: np.ndarray, shape: tuple[int, int], palette: Seq
     painted_small = 2 * blocks >= k * k
     votes = np.stack([((ids == c) & painted).reshape(h, k, w, k).sum(axis=(1, 3)) for c in range(len(palette))])
     return painted_small, np.argmax(votes, axis=0).astype(np.int64)
+
+
+def decode_canvas(canvas: dict | None, labels: np.ndarray, palette: Sequence[Color], k: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The editor's value (``layers``, ``background``, ``composite``) over the label map ``labels`` shown enlarged
+    ``k`` times → (painted mask, class ids) at label-map resolution. Raises ValueError when nothing is painted."""
+    shape = labels.shape
+    if not canvas:
+        raise ValueError("nothing painted: pick a class color and paint on the label map where it should change")
+    layer = flatten_layers([x for x in (canvas.get("layers") or []) if x is not None])
+    painted = np.zeros(shape, dtype=bool)
+    ids = np.zeros(shape, dtype=np.int64)
+    if layer is not None:
+        painted, ids = downscale_paint(layer, shape, palette)
+    if not painted.any() and canvas.get("composite") is not None:
+        # a client that sends no layers: the paint is where its composite differs from its background
+        background = canvas.get("background")
+        if background is None:
+            background = np.repeat(np.repeat(colorize(labels, palette), k, axis=0), k, axis=1)
+        painted, ids = downscale_paint(difference_layer(np.asarray(canvas["composite"]), background), shape, palette)
+    if not painted.any():
+        raise ValueError(f"nothing painted: pick a class color and paint on the label map where it should change "
+                         f"(each label pixel is {k}×{k} pixels on the canvas; strokes covering less than half of "
+                         f"one are ignored)")
+    return painted, ids

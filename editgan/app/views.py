@@ -1,0 +1,90 @@
+"""What the app shows, as plain values: enlarged pictures, blends, the legend, the model's description and the
+status sentences. numpy and PIL only; no Gradio and no model math here.
+
+The canvas: a 64-px label map is far too small to paint on, so the editor shows it enlarged ``k`` times with
+nearest-neighbour upscaling, ``k = CANVAS_SIDE // longest side`` (8 for the 64-px toy faces, 16 for a 32-px model,
+1 for 512 px and more). The pictures beside it are enlarged the same way, so what you see lines up pixel for pixel.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from editgan.colors import hex_color
+from editgan.engine.model import EditGANModel, EditOutcome
+
+CANVAS_SIDE = 512
+"""Pictures and the canvas are shown enlarged (nearest neighbour) so that their longest side is about this."""
+
+
+def canvas_scale(height: int, width: int) -> int:
+    """How many times pictures and the canvas are enlarged: CANVAS_SIDE // longest side, at least 1."""
+    return max(1, CANVAS_SIDE // max(height, width))
+
+
+def enlarge(picture: np.ndarray, k: int) -> np.ndarray:
+    return picture if k == 1 else np.repeat(np.repeat(picture, k, axis=0), k, axis=1)
+
+
+def blend(image: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    return ((image.astype(np.uint16) + colors.astype(np.uint16)) // 2).astype(np.uint8)
+
+
+def escape(text: object) -> str:
+    return html.escape(str(text), quote=False)
+
+
+def legend_html(engine: EditGANModel) -> str:
+    config = engine.config
+    if not engine.has_segmenter or not config.class_names:
+        return "<p><em>No label classes: this model has no segmentation branch.</em></p>"
+    items = []
+    for name, color in zip(config.class_names, config.palette):
+        items.append(
+            f'<span class="legend-item" style="display:inline-flex;align-items:center;margin:2px 10px 2px 0">'
+            f'<span style="display:inline-block;width:16px;height:16px;border:1px solid #888;margin-right:5px;'
+            f'background:{hex_color(color)}"></span>{escape(name)}</span>')
+    return '<div id="legend-classes">' + "".join(items) + "</div>"
+
+
+def model_info(engine: EditGANModel) -> str:
+    cfg = engine.config
+    height, width = cfg.box[2:]
+    presets = ", ".join(v.display_name for v in engine.presets.values()) or "none"
+    return (f"**{escape(cfg.name)}** ({escape(engine.source)}) · {width}×{height} px · "
+            f"{cfg.n_classes} classes · presets: {escape(presets)} · on {engine.device}")
+
+
+def model_notice(engine: EditGANModel) -> str:
+    notes = []
+    if not engine.has_segmenter:
+        notes.append(f"**Mask editing is off for {escape(engine.config.name)}**: this model has no segmentation "
+                     "branch (no segmenter.safetensors), so it cannot tell which pixels belong to which class. "
+                     "Sampling, embedding photos and applying vectors without refinement work.")
+    if engine.encoder is None:
+        notes.append("This model has no encoder: embedding a photo starts from the average latent, so give it "
+                     "more steps.")
+    return "  \n".join(notes)
+
+
+def crop_preview(photo: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The photo (at most 512 px) with everything outside the square crop ``box`` shaded."""
+    image = Image.fromarray(photo)
+    scale = min(1.0, 512 / max(image.size))
+    if scale < 1:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
+    shade = Image.new("RGBA", image.size, (0, 0, 0, 110))
+    left, top, right, bottom = (round(v * scale) for v in box)
+    ImageDraw.Draw(shade).rectangle((left, top, right - 1, bottom - 1), fill=(0, 0, 0, 0), outline=(255, 200, 0, 255),
+                                    width=3)
+    return np.asarray(Image.alpha_composite(image.convert("RGBA"), shade).convert("RGB"))
+
+
+def finished(what: str, outcome: EditOutcome, steps: int) -> str:
+    """The status sentence after an optimization: how many steps ran, the final loss, cancelled or not."""
+    final = f"final loss {outcome.losses[-1]:.4f}" if outcome.losses else "no steps run"
+    if outcome.cancelled:
+        return f"{what} cancelled after {len(outcome.losses)} of {steps} steps: kept the best result ({final})."
+    return f"{what} done: {len(outcome.losses)} steps, {final}."
