@@ -230,3 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def run() -> None:
+    """The ``editgan`` console command (installed by ``pip install -e .``)."""
+    sys.exit(main())
