@@ -96,7 +96,9 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
         ["blur kernel", list(g.blur_kernel)], ["mapping lr multiplier", g.lr_mlp],
         ["picture box in the canvas (top, left, height, width)", f"({top}, {left}, {height}, {width})"],
         ["sampling truncation", config.truncation],
-    ]) + [""]
+    ] + ([["conv clamp (synthesis and ToRGB outputs)", f"±{g.conv_clamp:g}"]] if g.conv_clamp is not None else [])
+      + ([["truncation centre", "`latent_avg` stored with the weights (the w average tracked in training)"]]
+         if g.stored_mean_latent else [])) + [""]
 
     if config.segmenter is not None:
         s = config.segmenter
@@ -140,7 +142,8 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
     if lic.get("license_link"):
         lines += ["", f"License text: {lic['license_link']}"]
     lines += ["", "## Files", "",
-              "`config.json` (architecture, classes, presets), `generator.safetensors` (rosinality `g_ema` layout)"
+              "`config.json` (architecture, classes, presets), `generator.safetensors` (rosinality `g_ema` layout"
+              + (" plus `latent_avg`" if g.stored_mean_latent else "") + ")"
               + (", `segmenter.safetensors`" if config.segmenter is not None else "")
               + (", `encoder.safetensors`" if config.encoder is not None else "")
               + (", `vectors/*.safetensors`" if config.presets else "") + ". Weights are safetensors only.", ""]
