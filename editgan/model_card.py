@@ -6,7 +6,9 @@ disagree with the weights. ``ModelConfig.extra`` may add card-only facts:
 - ``license_id``, ``license_name``, ``license_link``: the Hub's license metadata (``license_id`` is a Hub license
   identifier such as ``mit`` or ``other``; with ``other``, ``license_name`` and ``license_link`` say which);
 - ``notes``: a list of remarks (known differences from an original release, limitations);
-- ``sources``: a list of ``{"file", "bytes", "sha256", "role"}`` describing converted input files.
+- ``sources``: a list of ``{"file", "bytes", "sha256", "role"}`` describing converted input files;
+- ``conversion``: a flat ``{setting: value}`` dict saying how a converter read a foreign file (what it took, the
+  original network's settings), shown as its own table.
 """
 from __future__ import annotations
 
@@ -130,6 +132,11 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
     notes = list(extra.get("notes", []))
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+
+    conversion = extra.get("conversion") or {}
+    if conversion:
+        lines += ["## Conversion", ""] + markdown_table(["step or original setting", "value"],
+                                                        [[k, v] for k, v in conversion.items()]) + [""]
 
     lines += ["## Provenance", "", config.provenance or "Not recorded.", ""]
     sources = extra.get("sources") or []
