@@ -3,6 +3,7 @@
     python -m editgan convert editgan-car --generator stylegan2-car-config-f.pt --classifiers classifier/ \\
         --vectors editing_vectors/ --encoder BEST_loss2.841871976852417.pth --out models/editgan-car
     python -m editgan convert rosinality --checkpoint 550000.pt --size 256 --out models/my-gan
+    python -m editgan convert nvidia --checkpoint ffhq.pkl --out models/ffhq   (see editgan/nvidia_pickle.py)
 
 Foreign ``.pt``/``.pth`` files are read with ``torch.load(weights_only=True)`` (no code from the file runs) and every
 key is mapped explicitly; a file whose keys do not fit raises :class:`ConversionError` naming the file and the
@@ -495,5 +496,9 @@ def run(args: argparse.Namespace) -> Path:
     if args.format == "editgan-car":
         return convert_editgan_car(args.generator, args.classifiers, args.out, args.vectors, args.encoder, args.name,
                                    args.overwrite, progress)
+    if args.format == "nvidia":
+        from .nvidia_pickle import convert_nvidia  # imports this module: loaded only when asked for
+        return convert_nvidia(args.checkpoint, args.out, args.name, args.license, args.license_link, args.truncation,
+                              tuple(args.image_box) if args.image_box else None, args.overwrite, progress)
     return convert_rosinality(args.checkpoint, args.out, args.size, args.channel_multiplier, args.name, args.license,
                               args.license_link, args.truncation, args.overwrite, progress)

@@ -17,6 +17,7 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 import editgan
+from editgan.cli import main as cli_main
 from editgan.images import to_uint8
 from editgan.networks.lpips import PixelMSELoss
 from editgan.nvidia_pickle import (CAR_CONFIG_F_BOX, NvidiaPickleError, convert_nvidia, convert_nvidia_generator,
@@ -153,6 +154,23 @@ def test_image_box_option_and_the_known_car_box(pickles, tmp_path):
         Spec(resolution=512, w_dim=8, mapping_layers=1, channel_base=1024, channel_max=2))))
     out = convert_nvidia(car, tmp_path / "car")
     assert json.loads((out / "config.json").read_text())["image_box"] == list(CAR_CONFIG_F_BOX)
+
+
+def test_command_line_converts_and_reports_a_bad_file_in_one_line(pickles, tmp_path, capsys):
+    path, _, _ = pickles["capped-8-layers"]
+    out = tmp_path / "cli"
+    code = cli_main(["convert", "nvidia", "--checkpoint", str(path), "--out", str(out), "--name", "toy",
+                     "--license", "cc-by-nc-4.0", "--truncation", "0.8", "--image-box", "0", "2", "16", "12"])
+    assert code == 0 and f"converted: {out}" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert (config["name"], config["license"], config["truncation"], config["image_box"]) == \
+        ("toy", "cc-by-nc-4.0", 0.8, [0, 2, 16, 12])
+    bad = tmp_path / "network.pkl"
+    bad.write_bytes(b"\x80\x04\x95 this is not a network")
+    code = cli_main(["convert", "nvidia", "--checkpoint", str(bad), "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "network.pkl: not a readable network pickle" in err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
 
 
 # -- refusals: nothing runs, and the message names what was found ----------------------------------------------------
