@@ -44,6 +44,7 @@ Noise is added after demodulation and before the bias in both; ``conv_clamp`` is
 """
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import functools
 import io
@@ -265,6 +266,9 @@ class SafeUnpickler(pickle.Unpickler):
     functions) and plain ``torch.nn`` module records; everything else is refused before it is called."""
 
     def find_class(self, module: str, name: str) -> Any:
+        # protocols < 3 name Python 2's modules (``__builtin__.set``); translate as pickle's own find_class does
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         found = _ALLOWED.get((module, name))
         if found is not None:
             return found

@@ -204,8 +204,8 @@ def module_source(marker: Path) -> str:
 
 
 class _NetworkPickler(pickle.Pickler):
-    def __init__(self, file: Any, module_src: str):
-        super().__init__(file, protocol=4)
+    def __init__(self, file: Any, module_src: str, protocol: int):
+        super().__init__(file, protocol=protocol)
         self.module_src = module_src
 
     def reducer_override(self, obj: Any) -> Any:
@@ -232,9 +232,10 @@ def stand_in_modules() -> Iterator[None]:
             del sys.modules[name]
 
 
-def dump_network_pickle(path: Path, data: Any, module_src: str = "") -> Path:
+def dump_network_pickle(path: Path, data: Any, module_src: str = "", protocol: int = 4) -> Path:
+    """Protocol 4 is pickle's default since Python 3.8; NVIDIA's Python 3.7 wrote 3."""
     with stand_in_modules(), open(path, "wb") as f:
-        _NetworkPickler(f, module_src or module_source(path.with_name(MARKER_NAME))).dump(data)
+        _NetworkPickler(f, module_src or module_source(path.with_name(MARKER_NAME)), protocol).dump(data)
     assert "torch_utils.persistence" not in sys.modules and "dnnlib.util" not in sys.modules
     return path
 

@@ -86,6 +86,19 @@ def test_converted_generator_matches_nvidias_forward(pickles, name):
     assert (images - reference_synthesis(state, spec, w[:, None].repeat(1, spec.num_ws, 1))).abs().max() <= 1e-3
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_older_pickle_protocols_convert_the_same(pickles, tmp_path, protocol):
+    """Python 3.7 (NVIDIA's) pickles with protocol 3; protocol 2 writes bytes through _codecs.encode."""
+    path, spec, state = pickles["no-noise"]
+    old = dump_network_pickle(tmp_path / "old.pkl", training_snapshot(nvidia_generator(spec, seed=2)),
+                              protocol=protocol)
+    assert old.read_bytes()[1] == protocol
+    _, g, _ = convert_nvidia_generator(old)
+    _, same, _ = convert_nvidia_generator(dump_network_pickle(tmp_path / "new.pkl", training_snapshot(
+        nvidia_generator(spec, seed=2))))
+    assert all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), same.state_dict().values()))
+
+
 @torch.no_grad()
 def test_the_clamp_is_exercised_where_nvidia_applies_it(pickles):
     path, spec, state = pickles["small-clamped"]
