@@ -655,6 +655,9 @@ def convert_nvidia_generator(path: str | Path) -> tuple[GeneratorConfig, Generat
     except (AttributeError, TypeError, KeyError, IndexError, ValueError) as e:  # a structure we did not foresee
         raise NvidiaPickleError(f"{path}: G_ema does not have the structure of a StyleGAN2-ADA generator "
                                 f"({type(e).__name__}: {e})") from None
+    log.info("%s: G_ema is a %d-px StyleGAN2 generator (widths %s, %d mapping layers at lr %g, conv_clamp %s, "
+             "w_avg %s)", path.name, arch.resolution, arch.channels, arch.mapping_layers, arch.lr_multiplier,
+             arch.conv_clamp, "stored" if arch.has_w_avg else "absent")
     config = arch.generator_config()
     generator = Generator(**config.kwargs())
     fresh = generator.state_dict()
@@ -698,7 +701,8 @@ def convert_nvidia(checkpoint: str | Path, out: str | Path, name: str | None = N
     box = _check_box(image_box, arch.resolution) if image_box is not None else \
         default_image_box(checkpoint, arch.resolution)
     if image_box is None and box is not None:
-        log.info("%s: using the known picture box %s (top, left, height, width)", checkpoint.name, box)
+        say(f"{checkpoint.name}: the picture is the box {box} (top, left, height, width) of the canvas, as known "
+            f"for this generator; --image-box overrides it")
     conversion = {"command": "python -m editgan convert nvidia",
                   "read": "G_ema only (G, D and augment_pipe are not converted)",
                   "truncation centre": "mapping.w_avg, stored as latent_avg" if arch.has_w_avg else

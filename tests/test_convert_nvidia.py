@@ -165,8 +165,10 @@ def test_image_box_option_and_the_known_car_box(pickles, tmp_path):
         convert_nvidia(path, tmp_path / "bad", image_box=(16, 0, 24, 32))
     car = dump_network_pickle(tmp_path / "stylegan2-car-config-f.pkl", training_snapshot(nvidia_generator(
         Spec(resolution=512, w_dim=8, mapping_layers=1, channel_base=1024, channel_max=2))))
-    out = convert_nvidia(car, tmp_path / "car")
+    messages: list[str] = []
+    out = convert_nvidia(car, tmp_path / "car", progress=messages.append)
     assert json.loads((out / "config.json").read_text())["image_box"] == list(CAR_CONFIG_F_BOX)
+    assert any("(64, 0, 384, 512)" in m and "--image-box overrides" in m for m in messages)
 
 
 def test_command_line_converts_and_reports_a_bad_file_in_one_line(pickles, tmp_path, capsys):
