@@ -454,6 +454,8 @@ def read_architecture(g: NetworkRecord, path: Path) -> NvidiaArchitecture:
         raise NvidiaPickleError(f"{path}: layers clamp at different values {sorted(map(str, clamps))}; one conv_clamp "
                                 f"for all layers is supported")
     clamp = clamps.pop() if clamps else None
+    if clamp is not None and not (isinstance(clamp, (int, float, np.number)) and float(clamp) > 0):
+        raise NvidiaPickleError(f"{path}: conv_clamp {clamp!r} is not a positive number")
     n_layers = sum(1 for n in mapping.children() if re.fullmatch(r"fc\d+", n))
     return NvidiaArchitecture(resolution, w_dim, n_layers, lr, channels, None if clamp is None else float(clamp),
                               "w_avg" in _params(mapping, "_buffers"), _original_settings(g, mapping))
@@ -554,7 +556,7 @@ def _check_torgb(layer: NetworkRecord, key: str, path: Path) -> None:
     gain = layer.attr("weight_gain", 1 / math.sqrt(in_channels))
     if not isinstance(gain, (int, float, np.floating)) or not math.isclose(float(gain), 1 / math.sqrt(in_channels),
                                                                             rel_tol=1e-4):
-        raise NvidiaPickleError(f"{path}: {key} has weight gain {gain:g}, expected 1/√{in_channels}")
+        raise NvidiaPickleError(f"{path}: {key} has weight gain {gain}, expected 1/√{in_channels}")
 
 
 def _original_settings(g: NetworkRecord, mapping: NetworkRecord) -> dict:
