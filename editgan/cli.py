@@ -96,6 +96,10 @@ def cmd_convert(args) -> None:
         from editgan.modelio.convert.editgan_car import convert_editgan_car
         out = convert_editgan_car(args.generator, args.classifiers, args.out, args.vectors, args.encoder, args.name,
                                   args.overwrite, progress, args.license)
+    elif args.format == "nvidia":
+        from editgan.modelio.convert.nvidia import convert_nvidia
+        out = convert_nvidia(args.checkpoint, args.out, args.name, args.license, args.license_link, args.truncation,
+                             tuple(args.image_box) if args.image_box else None, args.overwrite, progress)
     else:
         from editgan.modelio.convert.rosinality import convert_rosinality
         out = convert_rosinality(args.checkpoint, args.out, args.size, args.channel_multiplier, args.name,
@@ -133,6 +137,19 @@ def _convert_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--license", default="unknown", help="license of the weights, e.g. mit, cc-by-nc-4.0, or text")
     p.add_argument("--license-link", default=None)
     p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p = sub.add_parser("nvidia", help="an NVIDIA StyleGAN2-ADA network pickle (its G_ema; read as data, none of its "
+                                      "code runs)")
+    p.add_argument("--checkpoint", type=Path, required=True,
+                   help="network .pkl (e.g. ffhq.pkl, network-snapshot-*.pkl)")
+    p.add_argument("--name", default=None)
+    p.add_argument("--license", default="unknown", help="license of the weights, e.g. cc-by-nc-4.0, or text")
+    p.add_argument("--license-link", default=None)
+    p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--image-box", type=int, nargs=4, metavar=("TOP", "LEFT", "HEIGHT", "WIDTH"), default=None,
+                   help="the picture inside the canvas (default: the whole canvas; NVIDIA's car config-f "
+                        "pickle is recognised by name: 64 0 384 512)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--overwrite", action="store_true")
 
@@ -188,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stage", choices=["generator", "segmenter", "encoder", "vectors", "card"])
     p.set_defaults(func=cmd_train, passes_options=True)  # the stage's own options go to its parser
 
-    p = sub.add_parser("convert", help="turn foreign checkpoints (EditGAN car release, rosinality StyleGAN2) into a "
-                                       "model folder")
+    p = sub.add_parser("convert", help="turn foreign checkpoints (EditGAN car release, rosinality StyleGAN2, NVIDIA "
+                                       "StyleGAN2-ADA pickles) into a model folder")
     _convert_arguments(p)
     p.set_defaults(func=cmd_convert)
 

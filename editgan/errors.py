@@ -22,6 +22,10 @@ class ConversionError(EditGANError, ValueError):
     """A foreign checkpoint cannot be converted; the message names the file and what does not fit."""
 
 
+class NvidiaPickleError(ConversionError):
+    """An NVIDIA network pickle cannot be converted: one line naming the file and what was found."""
+
+
 class VectorError(EditGANError, ValueError):
     """An editing vector file is unreadable or does not fit the model."""
 

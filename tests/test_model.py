@@ -189,3 +189,19 @@ def test_vector_file_round_trip_and_errors(tmp_path):
         EditingVector.load(tmp_path / "bad.safetensors")
     with pytest.raises(VectorError, match="shape"):
         again.check_fits(16, 512, 32)
+
+
+def test_config_format_version_follows_the_generator_fields_it_uses():
+    from editgan.errors import ConfigError
+    from editgan.modelio.config import GeneratorConfig, ModelConfig
+    plain = ModelConfig("plain", GeneratorConfig(16, style_dim=8, n_mlp=1)).to_dict()
+    assert plain["format_version"] == 1
+    assert "conv_clamp" not in plain["generator"] and "stored_mean_latent" not in plain["generator"]
+    assert ModelConfig.from_dict(plain).generator.conv_clamp is None  # a version-1 file loads with the defaults
+    nvidia = ModelConfig("nv", GeneratorConfig(16, style_dim=8, n_mlp=1, conv_clamp=256.0,
+                                               stored_mean_latent=True)).to_dict()
+    assert nvidia["format_version"] == 2 and nvidia["generator"]["conv_clamp"] == 256.0
+    again = ModelConfig.from_dict(json.loads(json.dumps(nvidia))).generator
+    assert again.conv_clamp == 256.0 and again.stored_mean_latent is True
+    with pytest.raises(ConfigError, match="newer than this app understands"):
+        ModelConfig.from_dict({**nvidia, "format_version": 3})

@@ -85,3 +85,29 @@ def test_upfirdn2d_upsampling_preserves_a_constant_image():
     out = upfirdn2d(torch.ones(1, 2, 6, 6), kernel, up=2, pad=(2, 1))
     assert out.shape == (1, 2, 12, 12)
     torch.testing.assert_close(out[:, :, 2:-2, 2:-2], torch.ones(1, 2, 8, 8))
+
+
+@torch.no_grad()
+def test_conv_clamp_bounds_every_layer_and_rgb_output_and_keeps_the_key_layout():
+    torch.manual_seed(0)
+    plain = Generator(16, style_dim=8, n_mlp=1, channels={4: 8, 8: 8, 16: 4})
+    clamped = Generator(16, style_dim=8, n_mlp=1, channels={4: 8, 8: 8, 16: 4}, conv_clamp=0.3)
+    assert clamped.state_dict().keys() == plain.state_dict().keys()
+    clamped.load_state_dict(plain.state_dict(), strict=True)
+    wplus = plain.to_wplus(plain.mapping(torch.randn(2, 8)))
+    image, feats = clamped.synthesis(wplus, return_features=True)
+    assert all(f.abs().max() <= 0.3 + 1e-6 for f in feats[1:])  # the constant input is not a layer output
+    # three RGB outputs, each clamped, summed with upsampling: the picture is bounded by their sum, not by 0.3
+    assert image.abs().max() <= 3 * 0.3 + 1e-5 and image.abs().max() > 0.3
+    assert not torch.allclose(image, plain.synthesis(wplus))
+    with pytest.raises(ValueError, match="conv_clamp"):
+        Generator(8, style_dim=8, n_mlp=1, channels={4: 4, 8: 4}, conv_clamp=0)
+
+
+def test_stored_mean_latent_is_an_optional_buffer_used_as_truncation_centre():
+    g = Generator(8, style_dim=8, n_mlp=1, channels={4: 4, 8: 4})
+    assert "latent_avg" not in g.state_dict()
+    stored = Generator(8, style_dim=8, n_mlp=1, channels={4: 4, 8: 4}, stored_mean_latent=True)
+    assert set(stored.state_dict()) == set(g.state_dict()) | {"latent_avg"}
+    stored.latent_avg.copy_(torch.arange(8.0))
+    torch.testing.assert_close(stored.mean_latent(), torch.arange(8.0)[None])

@@ -14,7 +14,10 @@ from editgan.networks.fpn_encoder import FPNEncoderConfig
 from editgan.networks.segmenter import SegmenterConfig
 
 FORMAT = "editgan-studio"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest config.json this app reads. A config is written with the oldest version that describes it (1 unless
+the generator uses a version-2 field), so folders without the new fields stay readable by older releases and a
+folder with them is refused by an older release with "newer than this app understands" instead of a TypeError."""
 
 
 
@@ -27,16 +30,30 @@ class GeneratorConfig:
     channels: dict[int, int] | None = None
     blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
     lr_mlp: float = 0.01
+    conv_clamp: float | None = None
+    """Clamp of every synthesis layer and ToRGB output (NVIDIA's ``conv_clamp``); None = no clamping (format 2)."""
+    stored_mean_latent: bool = False
+    """generator.safetensors holds ``latent_avg``, the w average tracked in training, used as the truncation
+    centre instead of a sampled mean (format 2)."""
 
     def kwargs(self) -> dict[str, Any]:
         return {"size": self.size, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
                 "channel_multiplier": self.channel_multiplier, "channels": self.channels,
-                "blur_kernel": tuple(self.blur_kernel), "lr_mlp": self.lr_mlp}
+                "blur_kernel": tuple(self.blur_kernel), "lr_mlp": self.lr_mlp, "conv_clamp": self.conv_clamp,
+                "stored_mean_latent": self.stored_mean_latent}
+
+    @property
+    def format_version(self) -> int:
+        """The config.json format this generator needs: 2 when it uses a field that version 1 lacks."""
+        return 2 if self.conv_clamp is not None or self.stored_mean_latent else 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = {str(k): v for k, v in self.channels.items()} if self.channels else None
         d["blur_kernel"] = list(self.blur_kernel)
+        for key in ("conv_clamp", "stored_mean_latent"):  # written only when used: version-1 files stay as they were
+            if d[key] in (None, False):
+                del d[key]
         return d
 
     @classmethod
@@ -138,7 +155,7 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,
+            "format": FORMAT, "format_version": self.generator.format_version, "name": self.name,
             "generator": self.generator.to_dict(),
             "classes": [{"id": i, "name": n, "color": hex_color(c)}
                         for i, (n, c) in enumerate(zip(self.class_names, self.palette))],

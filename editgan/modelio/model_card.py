@@ -6,7 +6,9 @@ disagree with the weights. ``ModelConfig.extra`` may add card-only facts:
 - ``license_id``, ``license_name``, ``license_link``: the Hub's license metadata (``license_id`` is a Hub license
   identifier such as ``mit`` or ``other``; with ``other``, ``license_name`` and ``license_link`` say which);
 - ``notes``: a list of remarks (known differences from an original release, limitations);
-- ``sources``: a list of ``{"file", "bytes", "sha256", "role"}`` describing converted input files.
+- ``sources``: a list of ``{"file", "bytes", "sha256", "role"}`` describing converted input files;
+- ``conversion``: a flat ``{setting: value}`` dict saying how a converter read a foreign file (what it took, the
+  original network's settings), shown as its own table.
 """
 from __future__ import annotations
 
@@ -96,7 +98,9 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
         ["blur kernel", list(g.blur_kernel)], ["mapping lr multiplier", g.lr_mlp],
         ["picture box in the canvas (top, left, height, width)", f"({top}, {left}, {height}, {width})"],
         ["sampling truncation", config.truncation],
-    ]) + [""]
+    ] + ([["conv clamp (synthesis and ToRGB outputs)", f"±{g.conv_clamp:g}"]] if g.conv_clamp is not None else [])
+      + ([["truncation centre", "`latent_avg` stored with the weights (the w average tracked in training)"]]
+         if g.stored_mean_latent else [])) + [""]
 
     if config.segmenter is not None:
         s = config.segmenter
@@ -129,6 +133,11 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
 
+    conversion = extra.get("conversion") or {}
+    if conversion:
+        lines += ["## Conversion", ""] + markdown_table(["step or original setting", "value"],
+                                                        [[k, v] for k, v in conversion.items()]) + [""]
+
     lines += ["## Provenance", "", config.provenance or "Not recorded.", ""]
     sources = extra.get("sources") or []
     if sources:
@@ -140,7 +149,8 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
     if lic.get("license_link"):
         lines += ["", f"License text: {lic['license_link']}"]
     lines += ["", "## Files", "",
-              "`config.json` (architecture, classes, presets), `generator.safetensors` (rosinality `g_ema` layout)"
+              "`config.json` (architecture, classes, presets), `generator.safetensors` (rosinality `g_ema` layout"
+              + (" plus `latent_avg`" if g.stored_mean_latent else "") + ")"
               + (", `segmenter.safetensors`" if config.segmenter is not None else "")
               + (", `encoder.safetensors`" if config.encoder is not None else "")
               + (", `vectors/*.safetensors`" if config.presets else "") + ". Weights are safetensors only.", ""]

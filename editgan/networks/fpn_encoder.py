@@ -1,7 +1,7 @@
 """EditGAN's image → w+ encoder: a ResNet-50 bottom-up path, a feature pyramid, and one small head per w+ row.
 
 The module tree and parameter names follow the official release (``FPNEncoder`` in nv-tlabs/editGAN_release), so
-its ``BEST_loss*.pth`` state dict loads with ``strict=True`` (see ``editgan.convert``):
+its ``BEST_loss*.pth`` state dict loads with ``strict=True`` (see ``editgan.modelio.convert.editgan_car``):
 
 - ``FPN_module``: stem (7×7 stride-2 conv, BN, ReLU, 3×3 stride-2 max pool), four stages of Bottleneck blocks
   (``layer1..4``, blocks [3, 4, 6, 3], a 1×1 ``shortcut`` conv + BN only where the shape changes), then the

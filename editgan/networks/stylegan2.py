@@ -3,6 +3,13 @@
 The module tree and parameter names follow the widely used rosinality port, so a ``checkpoint["g_ema"]`` state
 dict from EditGAN's release or from Hub mirrors loads with ``strict=True`` and produces the same image.
 
+Two optional additions, both off by default so rosinality checkpoints keep their exact key layout (they exist
+for generators converted from NVIDIA's StyleGAN2-ADA pickles, see ``editgan.modelio.convert.nvidia``):
+- ``conv_clamp`` clamps every synthesis layer's output (after bias and activation) and every ToRGB output (after
+  its bias, before the skip sum) to ±conv_clamp, where NVIDIA's code applies it;
+- ``stored_mean_latent`` adds a ``latent_avg`` buffer (the w average tracked during training) that
+  :meth:`Generator.mean_latent` returns instead of a sampled mean, so truncation pulls toward the original centre.
+
 Two deliberate differences from that port, neither visible in the state dict:
 - upfirdn2d and the fused bias + leaky ReLU are written with ordinary torch ops, so the model runs on CPU, CUDA
   and MPS alike;
@@ -168,19 +175,25 @@ class ConstantInput(nn.Module):
         return self.input.expand(batch, -1, -1, -1)
 
 
+def _clamp(x: torch.Tensor, limit: float | None) -> torch.Tensor:
+    return x if limit is None else x.clamp(-limit, limit)
+
+
 class StyledConv(nn.Module):
-    """Modulated conv → noise → bias + leaky ReLU. Its output is one feature map of the segmentation branch."""
+    """Modulated conv → noise → bias + leaky ReLU (→ optional clamp). Its output is one feature map of the
+    segmentation branch."""
 
     def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
-                 upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+                 upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1), clamp: float | None = None):
         super().__init__()
         self.conv = ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim, upsample=upsample,
                                     blur_kernel=blur_kernel)
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_channel)
+        self.clamp = clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.noise(self.conv(x, w), noise))
+        return _clamp(self.activate(self.noise(self.conv(x, w), noise)), self.clamp)
 
 
 class FusedLeakyReLU(nn.Module):
@@ -194,15 +207,16 @@ class FusedLeakyReLU(nn.Module):
 
 class ToRGB(nn.Module):
     def __init__(self, in_channel: int, style_dim: int, upsample: bool = True,
-                 blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1), clamp: float | None = None):
         super().__init__()
         if upsample:
             self.upsample = Upsample(blur_kernel)
         self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.clamp = clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.conv(x, w) + self.bias
+        out = _clamp(self.conv(x, w) + self.bias, self.clamp)  # this block's RGB is clamped, not the running sum
         if skip is not None:
             out = out + self.upsample(skip)
         return out
@@ -226,14 +240,20 @@ class Generator(nn.Module):
     """StyleGAN2 generator: mapping network z → w and synthesis network w+ → image.
 
     ``channels`` optionally overrides the width per resolution (small models); otherwise the standard widths
-    of ``channel_multiplier`` are used. ``n_latent`` = 2·log2(size) − 2 rows of w+.
+    of ``channel_multiplier`` are used. ``n_latent`` = 2·log2(size) − 2 rows of w+. ``conv_clamp`` and
+    ``stored_mean_latent`` are the optional NVIDIA additions described in the module docstring.
     """
 
     def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
                  blur_kernel: Sequence[float] = (1, 3, 3, 1), lr_mlp: float = 0.01,
-                 channels: dict[int, int] | None = None):
+                 channels: dict[int, int] | None = None, conv_clamp: float | None = None,
+                 stored_mean_latent: bool = False):
         super().__init__()
+        if conv_clamp is not None and not conv_clamp > 0:
+            raise ValueError(f"conv_clamp must be a positive number or None, got {conv_clamp}")
         self.size, self.style_dim, self.n_mlp = size, style_dim, n_mlp
+        self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
+        self.stored_mean_latent = bool(stored_mean_latent)
         self.log_size = int(math.log2(size))
         if 2 ** self.log_size != size or size < 4:
             raise ValueError(f"generator size must be a power of two ≥ 4, got {size}")
@@ -247,20 +267,25 @@ class Generator(nn.Module):
         self.style = nn.Sequential(PixelNorm(), *[
             EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu") for _ in range(n_mlp)])
 
+        clamp = self.conv_clamp
         self.input = ConstantInput(self.channels[4])
-        self.conv1 = StyledConv(self.channels[4], self.channels[4], 3, style_dim, blur_kernel=blur_kernel)
-        self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False)
+        self.conv1 = StyledConv(self.channels[4], self.channels[4], 3, style_dim, blur_kernel=blur_kernel,
+                                clamp=clamp)
+        self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False, clamp=clamp)
         self.convs = nn.ModuleList()
         self.to_rgbs = nn.ModuleList()
         in_channel = self.channels[4]
         for i in range(3, self.log_size + 1):
             out_channel = self.channels[2 ** i]
             self.convs.append(StyledConv(in_channel, out_channel, 3, style_dim, upsample=True,
-                                         blur_kernel=blur_kernel))
-            self.convs.append(StyledConv(out_channel, out_channel, 3, style_dim, blur_kernel=blur_kernel))
-            self.to_rgbs.append(ToRGB(out_channel, style_dim, blur_kernel=blur_kernel))
+                                         blur_kernel=blur_kernel, clamp=clamp))
+            self.convs.append(StyledConv(out_channel, out_channel, 3, style_dim, blur_kernel=blur_kernel,
+                                         clamp=clamp))
+            self.to_rgbs.append(ToRGB(out_channel, style_dim, blur_kernel=blur_kernel, clamp=clamp))
             in_channel = out_channel
         self.noises = Noises(self.num_layers)
+        if self.stored_mean_latent:  # only then: rosinality's key layout has no such entry
+            self.register_buffer("latent_avg", torch.zeros(style_dim))
 
     # -- latent spaces -------------------------------------------------------------------------------------
     def mapping(self, z: torch.Tensor) -> torch.Tensor:
@@ -269,7 +294,10 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
-        """Mean of ``n`` mapped normal samples, (1, style_dim): the centre that truncation pulls toward."""
+        """The centre that truncation pulls toward, (1, style_dim): the stored ``latent_avg`` when the generator
+        has one (the average its training tracked), else the mean of ``n`` mapped normal samples."""
+        if self.stored_mean_latent:
+            return self.latent_avg[None].clone()
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.style_dim, generator=gen).to(self.input.input.device)
         return self.mapping(z).mean(0, keepdim=True)
