@@ -11,7 +11,7 @@ import pytest
 CHILD = """
 import sys
 import torch
-from editgan import cpu_memory
+from editgan.engine import cpu_memory
 def rss_mb():
     line = next(l for l in open('/proc/self/status') if l.startswith('VmRSS:'))
     return int(line.split()[1]) / 1024
