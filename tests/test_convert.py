@@ -228,6 +228,28 @@ def test_ten_classifiers_in_a_folder_become_ten_members_in_order(release, tmp_pa
     assert json.loads((out / "config.json").read_text())["presets"] == []
 
 
+def test_car_card_records_the_files_given_and_the_license_the_user_names(release, tmp_path):
+    out = convert_editgan_car(release["generator"], release["classifiers"][:1], tmp_path / "mine",
+                              license="my own license")
+    config = json.loads((out / "config.json").read_text())
+    assert config["license"] == "my own license" and "license_id" not in config["extra"]
+    assert "stylegan2_networks_stylegan2-car-config-f.pt, 1 pixel classifier file" in config["provenance"]
+    assert "encoder" not in config["provenance"].split("(sha256")[0]  # no encoder was given
+    assert "not where they came from" in config["provenance"]
+
+
+def test_converted_files_are_readable_under_the_usual_umask(release, tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        out = convert_editgan_car(release["generator"], release["classifiers"], tmp_path / "modes",
+                                  vectors=[], encoder=release["encoder"])
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()}
+    assert set(modes.values()) == {0o644}, modes
+
+
 def test_foreign_files_that_do_not_fit_give_errors_naming_file_and_keys(release, tmp_path):
     state = torch.load(release["classifiers"][0], weights_only=True)["model_state_dict"]
     renamed = {k.replace("layers.5.", "layers.4."): v for k, v in state.items()}
