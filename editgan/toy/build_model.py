@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from editgan.engine.model import EditGANModel
+from editgan.modelio.checkpoint import save_weights
 from editgan.modelio.config import GeneratorConfig, ModelConfig, PresetInfo, SegmenterSettings
 from editgan.networks.encoder import EncoderConfig, LatentEncoder
 from editgan.networks.segmenter import SegmenterConfig
@@ -98,8 +99,7 @@ def stage_segmenter(folder: Path, samples: int, epochs: int, class_balance: floa
     segmenter = train_segmenter(g, wplus, torch.from_numpy(labels).long(), seg_config,
                                 SegmenterTrainingOptions(epochs=epochs, batch_size=4096,
                                                          class_balance=class_balance))
-    from safetensors.torch import save_file
-    save_file({k: v.contiguous() for k, v in segmenter.state_dict().items()}, str(folder / "segmenter.safetensors"))
+    save_weights(segmenter, folder / "segmenter.safetensors")
     config.segmenter = SEGMENTER
     config.extra["segmenter_training"] = {"labelled_samples": samples, "labelled": "embedded renders",
                                           "embed_steps": embed_steps, "encoder_start": model.encoder is not None,
@@ -140,8 +140,7 @@ def stage_encoder(folder: Path, minutes: float, batch: int = 16) -> None:
         step += 1
         if step % 100 == 0:
             log.info("encoder step %d loss %.4f", step, loss.item())
-    from safetensors.torch import save_file
-    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(folder / "encoder.safetensors"))
+    save_weights(encoder, folder / "encoder.safetensors")
     config.encoder = enc_config
     config.embed_encoder_weight = EMBED_ENCODER_WEIGHT
     earlier_seconds = int(config.extra.get("encoder_training", {}).get("seconds", 0)) if earlier_steps else 0

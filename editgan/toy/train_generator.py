@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from editgan.modelio.checkpoint import save_weights
 from editgan.networks.stylegan2 import Generator
 from editgan.toy import faces
 from editgan.toy.discriminator import FaceDiscriminator, discriminator_loss, generator_adversarial_loss, r1_penalty
@@ -240,10 +241,8 @@ def export_generator(folder: Path, g_ema: Generator, recipe: GeneratorRecipe, st
     """Write the EMA generator as ``generator.safetensors`` + its training record, in the model-folder layout.
     ``history`` says how the run got here, for the model card: ``adversarial_from_step`` (the step from which the
     adversarial term was on) and ``grown_from`` (the smaller generator's record, when it was grown)."""
-    from safetensors.torch import save_file
-
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in g_ema.state_dict().items()}, str(folder / "generator.safetensors"))
+    save_weights(g_ema, folder / "generator.safetensors")
     record = {"step": step, "images_seen": step * recipe.batch, "cpu_seconds": round(seconds),
               "recipe": {k: v for k, v in asdict(recipe).items() if k not in ("channels", "d_channels")},
               "generator": recipe.generator_config(), **(history or {})}
