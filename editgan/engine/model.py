@@ -6,6 +6,7 @@ Latents cross this boundary as float32 numpy arrays of shape (n_latent, style_di
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from editgan.engine.cpu_memory import keep_freed_memory
 from editgan.engine.editing import EditOptions, EmbedOptions, OptimizationResult, StepInfo
 from editgan.engine.images import load_image, to_tensor, to_uint8
 from editgan.engine.latents import as_latent
+from editgan.engine.turns import DeviceTurns
 from editgan.errors import ModelLoadError
 from editgan.modelio.checkpoint import ModelParts, read_model, write_model
 from editgan.modelio.config import ModelConfig
@@ -80,6 +82,15 @@ class Progress:
 PreviewCallback = Callable[[Progress], None]
 
 
+def _in_turn(method: Callable) -> Callable:
+    """Run a model action in its turn on the device (see :class:`DeviceTurns`): one action at a time per model."""
+    @functools.wraps(method)
+    def run(self: "EditGANModel", *args, **kwargs):
+        with self.turns.hold():
+            return method(self, *args, **kwargs)
+    return run
+
+
 class EditGANModel:
     def __init__(self, config: ModelConfig, generator: Generator, segmenter: Segmenter | None = None,
                  encoder: torch.nn.Module | None = None, presets: Sequence[EditingVector] = (),
@@ -94,6 +105,8 @@ class EditGANModel:
         self.presets = {v.name: v for v in presets}
         self.source = source
         self.mean_wplus = generator.to_wplus(self.generator.mean_latent()).detach()
+        self.turns = DeviceTurns()
+        """Callers in several threads take turns; long optimizations step aside between steps for waiting ones."""
         self._perceptual: PerceptualLoss | None = None
 
     # -- loading and saving ------------------------------------------------------------------------------
@@ -176,6 +189,13 @@ class EditGANModel:
         label_map = self._crop(labels)[0].cpu().numpy() if labels is not None else None
         return Rendering(w[0].cpu().numpy(), picture, label_map)
 
+    def _between_steps(self, should_stop: Callable[[], bool] | None) -> Callable[[], bool]:
+        """Checked before every optimization step: hand the device to waiting callers, then the caller's stop."""
+        def check() -> bool:
+            self.turns.step_aside()
+            return bool(should_stop is not None and should_stop())
+        return check
+
     def _on_step(self, callback: PreviewCallback | None) -> Callable[[StepInfo], None] | None:
         if callback is None:
             return None
@@ -183,6 +203,7 @@ class EditGANModel:
                                               to_uint8(self._crop(info.image))[0]))
 
     # -- actions -----------------------------------------------------------------------------------------
+    @_in_turn
     def sample(self, seed: int = 0, truncation: float | None = None) -> Rendering:
         """A random picture from the model: z from ``seed``, mapped, truncated toward the mean latent."""
         truncation = self.config.truncation if truncation is None else float(truncation)
@@ -195,6 +216,7 @@ class EditGANModel:
             w = mean + truncation * (w - mean)
         return self._rendering(self.generator.to_wplus(w))
 
+    @_in_turn
     def render(self, wplus: Latent | torch.Tensor) -> Rendering:
         return self._rendering(self._latent(wplus))
 
@@ -204,6 +226,7 @@ class EditGANModel:
                              f"(it is generator-only: sample and embed work, mask editing does not)")
         return self.segmenter
 
+    @_in_turn
     def edit(self, wplus: Latent, painted_labels: np.ndarray, painted: np.ndarray,
              classes: Iterable[int] | None = None, steps: int | None = None, options: EditOptions | None = None,
              name: str = "edit", on_step: PreviewCallback | None = None,
@@ -231,11 +254,13 @@ class EditGANModel:
         canvas_target[top:top + height, left:left + width] = target
         canvas_painted = self._to_canvas(painted_t, False)
         result = editing.edit_from_mask(self.generator, segmenter, w, canvas_target, canvas_painted, classes,
-                                        self.perceptual, options, self._on_step(on_step), should_stop, original)
+                                        self.perceptual, options, self._on_step(on_step),
+                                        self._between_steps(should_stop), original)
         used = sorted(int(c) for c in (classes if classes is not None else torch.unique(target[painted_t]).tolist()))
         vector = EditingVector(name, result.delta.cpu().numpy(), used, refine_steps=10)
         return self._outcome(result, vector)
 
+    @_in_turn
     def apply_vectors(self, wplus: Latent, vectors: Sequence[tuple[EditingVector, float]], refine_steps: int = 0,
                       options: EditOptions | None = None, on_step: PreviewCallback | None = None,
                       should_stop: Callable[[], bool] | None = None) -> EditOutcome:
@@ -252,7 +277,8 @@ class EditGANModel:
         if refine_steps > 0 and bool(total.any()):
             self._require_segmenter("refinement")
         result = editing.apply_vector(self.generator, self.segmenter, w, total, 1.0, refine_steps, sorted(classes),
-                                      self.perceptual, options, self._on_step(on_step), should_stop)
+                                      self.perceptual, options, self._on_step(on_step),
+                                      self._between_steps(should_stop))
         return self._outcome(result, None)
 
     def apply_vector(self, wplus: Latent, vector: EditingVector | str, scale: float = 1.0, refine_steps: int = 0,
@@ -263,6 +289,7 @@ class EditGANModel:
             vector = self.presets[vector]
         return self.apply_vectors(wplus, [(vector, scale)], refine_steps, **kwargs)
 
+    @_in_turn
     def embed(self, image: Image.Image | np.ndarray | str | Path | bytes, steps: int = 100,
               options: EmbedOptions | None = None, on_step: PreviewCallback | None = None,
               should_stop: Callable[[], bool] | None = None) -> EditOutcome:
@@ -277,7 +304,7 @@ class EditGANModel:
         options = options or EmbedOptions(encoder_weight=self.config.embed_encoder_weight)
         options = EmbedOptions(**{**options.__dict__, "steps": int(steps)})
         result = editing.embed(self.generator, target, self.perceptual, self.encoder, options, self.mean_wplus,
-                               self._on_step(on_step), should_stop)
+                               self._on_step(on_step), self._between_steps(should_stop))
         return self._outcome(result, None)
 
     def _outcome(self, result: OptimizationResult, vector: EditingVector | None) -> EditOutcome:

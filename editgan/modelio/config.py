@@ -20,6 +20,12 @@ the generator uses a version-2 field), so folders without the new fields stay re
 folder with them is refused by an older release with "newer than this app understands" instead of a TypeError."""
 
 
+# What a config.json may ask for, checked before any network is built: a folder or Hub repo from a stranger must not
+# make the process allocate without bound. The largest published StyleGAN2 (config-f, 1024 px) has 30 M generator
+# parameters and 512 channels; EditGAN's car branch has 10 members and 32 classes.
+LIMITS = {"size": 1024, "style_dim": 1024, "n_mlp": 16, "channels": 1024, "generator_parameters": 100_000_000,
+          "classes": 256, "members": 32, "hidden": 4096, "presets": 64, "encoder_size": 1024, "encoder_width": 2048}
+
 
 @dataclass
 class GeneratorConfig:
@@ -41,6 +47,22 @@ class GeneratorConfig:
                 "channel_multiplier": self.channel_multiplier, "channels": self.channels,
                 "blur_kernel": tuple(self.blur_kernel), "lr_mlp": self.lr_mlp, "conv_clamp": self.conv_clamp,
                 "stored_mean_latent": self.stored_mean_latent}
+
+    def widths(self) -> dict[int, int]:
+        """Channels per resolution, 4 … size."""
+        from editgan.networks.stylegan2 import default_channels
+        table = self.channels or default_channels(self.channel_multiplier)
+        return {4 * 2**i: table.get(4 * 2**i, 0) for i in range(max(0, self.size.bit_length() - 2))}
+
+    def parameter_estimate(self) -> int:
+        """About how many parameters the generator has (mapping, modulated convs, their styles), without building it."""
+        widths = list(self.widths().values())
+        total = self.n_mlp * self.style_dim * (self.style_dim + 1)
+        previous = widths[0]
+        for width in widths:
+            total += 2 * (9 * previous * width + self.style_dim * previous) + 3 * width + self.style_dim * width
+            previous = width
+        return total
 
     @property
     def format_version(self) -> int:
@@ -193,6 +215,7 @@ class ModelConfig:
             raise ConfigError(f"config.json is incomplete or malformed: {type(e).__name__}: {e}") from e
         if config.segmenter is not None and not config.class_names:
             raise ConfigError("config.json has a segmenter but lists no classes")
+        check_limits(config)
         if not math.isfinite(config.embed_encoder_weight) or config.embed_encoder_weight < 0:
             raise ConfigError(f"config.json's embed_encoder_weight must be a number ≥ 0, got "
                               f"{config.embed_encoder_weight}")
@@ -211,3 +234,51 @@ class ModelConfig:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ConfigError(f"{path} is not readable JSON: {e}") from e
         return cls.from_dict(data)
+
+
+def check_limits(config: ModelConfig) -> None:
+    """Refuse a config that asks for more than :data:`LIMITS` (before anything is allocated)."""
+    g = config.generator
+
+    def refuse(what: str, value, limit) -> None:
+        raise ConfigError(f"config.json asks for {what} {value}; this app allows at most {limit}")
+
+    if not isinstance(g.size, int) or g.size < 8 or g.size & (g.size - 1):
+        raise ConfigError(f"config.json's generator size must be a power of two from 8 up, got {g.size!r}")
+    if g.size > LIMITS["size"]:
+        refuse("a generator of size", g.size, LIMITS["size"])
+    if not 1 <= g.style_dim <= LIMITS["style_dim"]:
+        refuse("style_dim", g.style_dim, LIMITS["style_dim"])
+    if not 1 <= g.n_mlp <= LIMITS["n_mlp"]:
+        refuse("mapping layers", g.n_mlp, LIMITS["n_mlp"])
+    widths = g.widths()
+    if min(widths.values()) < 1 or max(widths.values()) > LIMITS["channels"]:
+        refuse("channel widths up to", max(widths.values()), LIMITS["channels"])
+    if g.parameter_estimate() > LIMITS["generator_parameters"]:
+        refuse("a generator of about", f"{g.parameter_estimate() / 1e6:.0f} M parameters",
+               f"{LIMITS['generator_parameters'] / 1e6:.0f} M")
+    if config.n_classes > LIMITS["classes"]:
+        refuse("classes:", config.n_classes, LIMITS["classes"])
+    if config.segmenter is not None:
+        if not 1 <= config.segmenter.n_members <= LIMITS["members"]:
+            refuse("segmenter members:", config.segmenter.n_members, LIMITS["members"])
+        if config.segmenter.hidden and max(config.segmenter.hidden) > LIMITS["hidden"]:
+            refuse("hidden widths up to", max(config.segmenter.hidden), LIMITS["hidden"])
+    if len(config.presets) > LIMITS["presets"]:
+        refuse("presets:", len(config.presets), LIMITS["presets"])
+    if isinstance(config.encoder, EncoderConfig):
+        if config.encoder.size > LIMITS["encoder_size"]:
+            refuse("an encoder of size", config.encoder.size, LIMITS["encoder_size"])
+        if max([*config.encoder.channels, config.encoder.hidden]) > LIMITS["encoder_width"]:
+            refuse("encoder widths up to", max([*config.encoder.channels, config.encoder.hidden]),
+                   LIMITS["encoder_width"])
+    elif isinstance(config.encoder, FPNEncoderConfig):
+        e = config.encoder
+        if max(e.base_width * 8, e.fpn_dim, e.head_dim) > LIMITS["encoder_width"] or max(e.blocks) > 64:
+            refuse("an FPN encoder of widths up to", max(e.base_width * 8, e.fpn_dim, e.head_dim),
+                   LIMITS["encoder_width"])
+    if config.image_box is not None:
+        top, left, height, width = config.image_box
+        if min(top, left) < 0 or height < 1 or width < 1 or top + height > g.size or left + width > g.size:
+            raise ConfigError(f"config.json's image_box {list(config.image_box)} is not inside the "
+                              f"{g.size}×{g.size} canvas")

@@ -1,0 +1,92 @@
+"""Fair turns on the device: a quick action waits about one step of a long job, not the whole job."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from editgan.engine.turns import DeviceTurns
+
+
+def test_a_quick_action_runs_between_two_steps_of_a_long_job():
+    turns = DeviceTurns()
+    steps_done: list[int] = []
+    started = threading.Event()
+
+    def long_job() -> None:
+        with turns.hold():
+            started.set()
+            for step in range(40):
+                turns.step_aside()
+                time.sleep(0.02)
+                steps_done.append(step)
+
+    worker = threading.Thread(target=long_job)
+    worker.start()
+    started.wait()
+    time.sleep(0.1)
+    asked = time.monotonic()
+    with turns.hold():
+        waited = time.monotonic() - asked
+        steps_when_served = len(steps_done)
+    worker.join()
+    assert waited < 0.1 and steps_when_served < 40  # about one 20-ms step, not the rest of the 0.8-s job
+    assert steps_done == list(range(40))  # and the long job went on afterwards
+
+
+def test_turns_are_served_in_order_and_reentrant():
+    turns = DeviceTurns()
+    order: list[int] = []
+    gate = threading.Event()
+
+    def holder() -> None:
+        with turns.hold():
+            with turns.hold():  # the same thread again: no deadlock
+                gate.wait()
+
+    def waiter(i: int) -> None:
+        with turns.hold():
+            order.append(i)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    time.sleep(0.05)
+    threads = [threading.Thread(target=waiter, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+        time.sleep(0.02)  # tickets taken in order 0..4
+    gate.set()
+    for t in [first, *threads]:
+        t.join(5)
+    assert order == [0, 1, 2, 3, 4]
+
+
+def test_the_model_steps_aside_for_a_sample_during_an_edit(tiny_model_dir):
+    from editgan.engine.model import EditGANModel
+    from editgan.networks.lpips import PixelMSELoss
+
+    model = EditGANModel.from_folder(tiny_model_dir, device="cpu")
+    model.perceptual = PixelMSELoss()
+    start = model.sample(1)
+    painted = np.zeros(start.labels.shape, bool)
+    painted[4:12, 4:12] = True
+    wanted = start.labels.copy()
+    wanted[painted] = 1
+    step_times: list[float] = []
+    running = threading.Event()
+
+    def on_step(progress) -> None:
+        step_times.append(time.monotonic())
+        running.set()
+
+    edit = threading.Thread(target=lambda: model.edit(start.wplus, wanted, painted, steps=60, on_step=on_step))
+    edit.start()
+    running.wait(30)
+    asked = time.monotonic()
+    model.sample(2)
+    answered = time.monotonic()
+    edit.join()
+    step = float(np.median(np.diff(step_times)))
+    assert len(step_times) == 60 and step_times[-1] > answered  # the edit was still running when the sample came
+    assert answered - asked < 3 * step + 0.5
