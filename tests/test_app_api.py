@@ -387,7 +387,7 @@ def test_cancel_stops_the_edit_and_keeps_the_best_result(url, tmp_path):
     while not job.outputs() and not job.done() and time.time() < deadline:  # wait for the first preview
         time.sleep(0.05)
     assert "Editing: step" in job.outputs()[-1][STATUS]
-    assert "Cancelling" in c.predict(api_name="/ui_cancel")
+    assert "Cancelling" in c.predict(api_name="/ui_cancel")  # (the page shows it as a notice)
     result = job.result(timeout=60)
     assert "Edit cancelled after" in result[STATUS] and "kept the best result" in result[STATUS]
     assert "mask edit" in result[STATUS]
@@ -432,18 +432,33 @@ def test_app_py_wires_its_flags_to_launch(monkeypatch):
         return FakeDemo()
 
     monkeypatch.setattr(editgan.app, "build_demo", fake_build)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    limits = editgan.app.launch_options()
     app.main(["--share", "--model", "owner/name", "--device", "cpu", "--port", "7000", "--host", "0.0.0.0"])
-    assert calls["build"] == {"model": "owner/name", "device": "cpu"}
-    assert calls["launch"] == {"share": True, "server_name": "0.0.0.0", "server_port": 7000}
+    assert calls["build"] == {"model": "owner/name", "device": "cpu", "public": True, "models": []}  # share: public
+    assert calls["launch"] == {"share": True, "server_name": "0.0.0.0", "server_port": 7000, **limits}
     app.main([])
-    assert calls["launch"] == {"share": False, "server_name": "127.0.0.1", "server_port": None}
+    assert calls["build"]["public"] is False
+    assert calls["launch"] == {"share": False, "server_name": "127.0.0.1", "server_port": None, **limits}
+    assert limits["max_file_size"] and limits["state_session_capacity"] <= 1000
+    app.main(["--public", "--models", "a/b, ./c"])
+    assert calls["build"]["public"] is True and calls["build"]["models"] == ["a/b", "./c"]
+    monkeypatch.setenv("SPACE_ID", "someone/editgan")  # a Hugging Face Space runs in public mode
+    app.main([])
+    assert calls["build"]["public"] is True
 
 
-def test_the_queue_is_bounded_and_model_events_share_one_slot(url, model_folder):
+def test_long_jobs_take_turns_and_quick_actions_do_not_queue_behind_them(url, model_folder):
     demo = build_demo(model=str(model_folder), device="cpu", engines=EngineRegistry())
     assert demo._queue.max_size is not None and demo._queue.max_size > 0
-    model_fns = [fn for fn in demo.fns.values() if fn.concurrency_id == "model"]
-    assert len(model_fns) >= 15 and all(fn.concurrency_limit == 1 for fn in model_fns)
+    groups: dict[str, set[str]] = {}
+    for fn in demo.fns.values():
+        groups.setdefault(fn.concurrency_id, set()).add(fn.api_name)
+    assert {"ui_edit", "ui_embed", "ui_refine", "edit", "embed"} <= groups["long"]
+    assert {"ui_sample", "ui_slide", "sample", "export"} <= groups["quick"]
+    assert {"ui_undo", "ui_redo", "ui_reset", "ui_export"} <= groups["session"]
+    limits = {fn.concurrency_id: fn.concurrency_limit for fn in demo.fns.values()}
+    assert limits["long"] == 1 and limits["quick"] > 1 and limits["session"] > 1
     assert all(fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public")
 
 

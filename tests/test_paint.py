@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from editgan.app.paint import difference_layer, downscale_paint, flatten_layers
 from editgan.engine.images import square_box
@@ -21,7 +22,7 @@ def test_each_block_of_the_enlarged_layer_is_one_label_pixel():
     paint[8:12, 8:16] = (0, 0, 255, 255)  # half a block of blue → painted (at least half)
     paint[16:19, 16:24] = (0, 0, 255, 255)  # 3/8 of a block → ignored
     paint[24:32, 24:32] = (0, 0, 255, 100)  # faint alpha → ignored
-    painted, ids = downscale_paint(paint, (4, 4), PALETTE)
+    painted, ids = downscale_paint(paint, (4, 4), PALETTE, 8)
     assert painted.tolist() == [[True, False, False, False], [False, True, False, False],
                                 [False, False, False, False], [False, False, False, False]]
     assert ids[0, 0] == 1 and ids[1, 1] == 2
@@ -31,19 +32,21 @@ def test_the_majority_class_wins_inside_a_block():
     paint = layer(16)  # 2×2 map ×8
     paint[0:8, 0:5] = (255, 0, 0, 255)
     paint[0:8, 5:8] = (0, 0, 255, 255)
-    painted, ids = downscale_paint(paint, (2, 2), PALETTE)
+    painted, ids = downscale_paint(paint, (2, 2), PALETTE, 8)
     assert painted[0, 0] and ids[0, 0] == 1
 
 
-def test_a_layer_of_another_size_is_brought_to_the_canvas_grid():
-    painted, ids = downscale_paint(np.full((4, 4, 4), 255, np.uint8), (4, 4), PALETTE)  # ×1
+def test_a_layer_of_another_size_than_the_canvas_is_refused():
+    painted, ids = downscale_paint(np.full((4, 4, 4), 255, np.uint8), (4, 4), PALETTE, 1)  # ×1
     assert painted.all()
-    odd = layer(30)  # not a multiple of 4: resized (nearest) to 32 first
-    odd[:15, :15] = (255, 0, 0, 255)
-    painted, ids = downscale_paint(odd, (4, 4), PALETTE)
-    assert painted[:2, :2].all() and not painted[2:, 2:].any() and (ids[:2, :2] == 1).all()
+    with pytest.raises(ValueError, match="the paint layer is 30×30 but the canvas is 32×32"):
+        downscale_paint(layer(30), (4, 4), PALETTE, 8)
+    with pytest.raises(ValueError, match="the paint layer is 9000×9000 but the canvas is 32×32"):
+        downscale_paint(np.zeros((9000, 9000, 4), np.uint8), (4, 4), PALETTE, 8)
     with pytest.raises(ValueError, match="RGBA"):
-        downscale_paint(np.zeros((8, 8, 3), np.uint8), (4, 4), PALETTE)
+        downscale_paint(np.zeros((8, 8, 3), np.uint8), (4, 4), PALETTE, 2)
+    with pytest.raises(ValueError, match="different sizes"):
+        flatten_layers([layer(32), layer(16)])
 
 
 def test_layers_flatten_with_later_layers_on_top():
@@ -61,7 +64,7 @@ def test_a_composite_without_layers_gives_the_pixels_that_changed():
     composite = background.copy()
     composite[0:8, 0:8] = (255, 0, 0)
     composite[8:16, 8:16] = (10, 10, 10)  # lossy-encoding noise, below the tolerance
-    painted, ids = downscale_paint(difference_layer(composite, background), (2, 2), PALETTE)
+    painted, ids = downscale_paint(difference_layer(composite, background), (2, 2), PALETTE, 8)
     assert painted.tolist() == [[True, False], [False, False]] and ids[0, 0] == 1
 
 
@@ -72,3 +75,17 @@ def test_square_crop_boxes_are_always_inside_the_picture():
     for bad in (dict(size=0), dict(x=1.5), dict(y=float("nan"))):
         with pytest.raises(ImageError, match="crop"):
             square_box(400, 200, **{"size": 1, "x": 0.5, "y": 0.5, **bad})
+
+
+def test_16_bit_grayscale_photos_keep_their_tones(tmp_path):
+    from editgan.engine.images import load_image
+
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 … 65520
+    Image.fromarray(ramp).save(tmp_path / "gray16.png")
+    assert Image.open(tmp_path / "gray16.png").mode.startswith("I")
+    picture = np.asarray(load_image(tmp_path / "gray16.png"))
+    assert picture.shape == (64, 64, 3) and picture.min() == 0 and picture.max() >= 250
+    assert abs(int(picture[32, 0, 0]) - round(ramp[32, 0] / 257)) <= 1  # scaled, not clipped to white
+    floats = (ramp / 65535.0).astype(np.float32)
+    picture = np.asarray(load_image(Image.fromarray(floats, "F")))
+    assert abs(int(picture[32, 0, 0]) - round(floats[32, 0] * 255)) <= 1

@@ -72,18 +72,19 @@ def tiny_model_folder(folder, seed: int = 0, with_encoder: bool = True, with_pre
 
 
 @contextlib.contextmanager
-def running_studio(folder):
-    """The studio on ``folder``'s model, served on a free loopback port; yields its URL."""
+def running_studio(folder, **options):
+    """The studio on ``folder``'s model (``options`` go to build_demo), served on a free loopback port, launched as
+    app.py launches it; yields its URL."""
     import socket
 
-    from editgan.app import build_demo
+    from editgan.app import build_demo, launch_options
     from editgan.app.engines import EngineRegistry
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = build_demo(model=str(folder), device="cpu", engines=EngineRegistry())
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo = build_demo(model=str(folder), device="cpu", engines=EngineRegistry(), **options)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -14,7 +14,6 @@ but left off the API page.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,9 @@ from typing import Any
 import gradio as gr
 
 from editgan.app.engines import EngineRegistry
+from editgan.app.jobs import LONG_JOBS, QUICK_JOBS
+from editgan.app.policy import Policy
+from editgan.app.scratch import ScratchSpace
 from editgan.app.studio import checked_seed, checked_steps, guarded
 from editgan.engine.latents import as_latent
 from editgan.engine.model import EditGANModel, EditOutcome, Rendering
@@ -66,15 +68,15 @@ def api_components() -> ApiComponents:
 class PublicApi:
     """The endpoint functions, on the server's default model."""
 
-    def __init__(self, engines: EngineRegistry, model: str, device: str | None):
-        self.engines, self.model, self.device = engines, model, device
+    def __init__(self, engines: EngineRegistry, model: str, device: str | None, scratch: ScratchSpace,
+                 policy: Policy):
+        self.engines, self.model, self.device, self.scratch, self.policy = engines, model, device, scratch, policy
 
     def engine(self) -> EditGANModel:
         return self.engines.get(self.model, self.device)
 
-    @staticmethod
-    def _files(engine: EditGANModel, rendering: Rendering, info: dict[str, Any]) -> Files:
-        folder = Path(tempfile.mkdtemp(prefix="editgan-api-"))
+    def _files(self, engine: EditGANModel, rendering: Rendering, info: dict[str, Any]) -> Files:
+        folder = self.scratch.request_folder()
         written = write_rendering(folder, rendering.image, rendering.labels, engine.config.palette, rendering.wplus)
         labels = next((str(p) for p in written if p.name == "labels.png"), None)
         return str(written[0]), labels, str(written[-1]), {"model": engine.config.name, **info}
@@ -163,14 +165,15 @@ class PublicApi:
         return self._files(engine, engine.render(self._latent(engine, wplus)), {})
 
 
-def wire_public_api(api: PublicApi, c: ApiComponents, events: dict[str, Any]) -> None:
-    """The endpoints, API-only (no UI trigger); ``events`` holds the settings every model event shares."""
-    def endpoint(fn, inputs, outputs, name):
-        gr.on([], fn, inputs, outputs, api_name=name, api_description=fn.__doc__, **events)
+def wire_public_api(api: PublicApi, c: ApiComponents) -> None:
+    """The endpoints, API-only (no UI trigger)."""
+    def endpoint(fn, inputs, outputs, name, group):
+        gr.on([], fn, inputs, outputs, api_name=name, api_description=" ".join(fn.__doc__.split()), **group)
 
     files = [c.image, c.labels, c.wplus_out, c.info]
-    endpoint(api.sample, [c.seed, c.truncation], files, "sample")
-    endpoint(api.embed, [c.photo, c.steps], files, "embed")
-    endpoint(api.edit, [c.wplus, c.label_map, c.steps], [c.image, c.labels, c.wplus_out, c.vector, c.info], "edit")
-    endpoint(api.apply_presets, [c.wplus, c.scales, c.refine_steps], files, "apply_presets")
-    endpoint(api.export, [c.wplus], files, "export")
+    endpoint(api.sample, [c.seed, c.truncation], files, "sample", QUICK_JOBS)
+    endpoint(api.embed, [c.photo, c.steps], files, "embed", LONG_JOBS)
+    endpoint(api.edit, [c.wplus, c.label_map, c.steps], [c.image, c.labels, c.wplus_out, c.vector, c.info], "edit",
+             LONG_JOBS)
+    endpoint(api.apply_presets, [c.wplus, c.scales, c.refine_steps], files, "apply_presets", LONG_JOBS)
+    endpoint(api.export, [c.wplus], files, "export", QUICK_JOBS)

@@ -5,10 +5,12 @@ their events to :class:`editgan.app.studio.Studio`.
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import PIL.Image
 
 from editgan.app import views
 from editgan.app.session import MAX_SLIDERS
@@ -25,6 +27,32 @@ INTRO = """# EditGAN Studio
 Draw a sample (or embed a photo), **paint the label map** with a class color and press **Edit**: the picture changes
 to match the paint, and nothing else moves. Preset sliders apply learned edits; save your own edits as vectors and
 apply them to other pictures. Undo, redo and reset work over the whole history."""
+
+
+MAX_CANVAS_SIDE = 1024
+"""The largest canvas the studio shows (a 1024-px model at scale 1): no editor image may be larger."""
+
+
+class BoundedImageEditor(gr.ImageEditor):
+    """``gr.ImageEditor`` that reads each image's size from its header and refuses one larger than any canvas before
+    decoding it: a 9000×9000 PNG layer is 0.3 MB on the wire and gigabytes decoded."""
+
+    def get_block_name(self) -> str:
+        return "imageeditor"  # the same component in the browser
+
+    def convert_and_format_image(self, file, flatten_on_white: bool = False):
+        if file is not None:
+            try:
+                with PIL.Image.open(file.path if hasattr(file, "path") else io.BytesIO(file)) as header:
+                    width, height = header.size
+            except (OSError, SyntaxError, ValueError):
+                raise gr.Error("a paint layer is not a readable image: reload the page and paint again",
+                               print_exception=False) from None
+            if max(width, height) > MAX_CANVAS_SIDE:
+                raise gr.Error(f"a paint layer of {width}×{height} is larger than any canvas here "
+                               f"({MAX_CANVAS_SIDE}×{MAX_CANVAS_SIDE}): reload the page and paint again",
+                               print_exception=False)
+        return super().convert_and_format_image(file, flatten_on_white)
 
 
 def brush(engine: EditGANModel | None) -> gr.Brush:
@@ -47,11 +75,13 @@ class ModelBar:
     notice: gr.Markdown
 
 
-def model_bar(engine: EditGANModel | None, default_model: str, choices: list[str], load_error: str) -> ModelBar:
+def model_bar(engine: EditGANModel | None, default_model: str, choices: list[str], load_error: str,
+              any_model: bool) -> ModelBar:
+    """``any_model``: visitors may type any Hub id or folder (local use); otherwise they pick among ``choices``."""
     with gr.Row(equal_height=True):
-        model = gr.Dropdown(choices, value=default_model, label="Model", allow_custom_value=True,
-                            info="An embedded model, a Hub repo id (owner/name) or a local folder", scale=3,
-                            elem_id="model")
+        model = gr.Dropdown(choices, value=default_model, label="Model", allow_custom_value=any_model,
+                            info="An embedded model, a Hub repo id (owner/name) or a local folder" if any_model
+                            else "The models this studio offers", scale=3, elem_id="model")
         load = gr.Button("Load model", scale=1, elem_id="load-model")
         info = gr.Markdown(views.model_info(engine) if engine else f"**Model not loaded**: {load_error}",
                            elem_id="model-info")
@@ -127,16 +157,18 @@ def picture_panel(engine: EditGANModel | None, load_error: str) -> PicturePanel:
 
 @dataclass
 class PaintPanel:
-    editor: gr.ImageEditor
+    editor: BoundedImageEditor
     steps: gr.Slider
     edit: gr.Button
     cancel: gr.Button
+    cancel_reply: gr.Textbox
+    """Hidden: Cancel's answer for API clients (the page shows it as a notice, never on the status line)."""
 
 
 def paint_panel(engine: EditGANModel | None) -> PaintPanel:
     gr.Markdown("### Paint the label map\nPick a class color (the palette holds exactly the classes), paint where "
                 "the picture should change, then press **Edit**. The eraser removes paint.")
-    editor = gr.ImageEditor(label="Label map (enlarged)", type="numpy", image_mode="RGBA", format="png", sources=[],
+    editor = BoundedImageEditor(label="Label map (enlarged)", type="numpy", image_mode="RGBA", format="png", sources=[],
                             transforms=[], layers=False, brush=brush(engine), eraser=eraser(engine),
                             canvas_size=(views.CANVAS_SIDE, views.CANVAS_SIDE), interactive=True,
                             height=EDITOR_HEIGHT, elem_id="editor")
@@ -144,7 +176,8 @@ def paint_panel(engine: EditGANModel | None) -> PaintPanel:
         steps = gr.Slider(10, 500, value=DEFAULT_EDIT_STEPS, step=10, label="Edit steps", elem_id="edit-steps")
         edit = gr.Button("Edit", variant="primary", elem_id="edit", interactive=bool(engine and engine.has_segmenter))
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
-    return PaintPanel(editor, steps, edit, cancel)
+    cancel_reply = gr.Textbox(visible=False, label="cancel")
+    return PaintPanel(editor, steps, edit, cancel, cancel_reply)
 
 
 @dataclass
@@ -222,11 +255,10 @@ class Components:
 
 
 def studio_layout(engine: EditGANModel | None, default_model: str, choices: list[str], load_error: str,
-                  example_photos: list[Path]) -> Components:
-    """The whole page, inside an open ``gr.Blocks``."""
-    state = gr.State(None)
+                  example_photos: list[Path], any_model: bool, state: gr.State) -> Components:
+    """The whole page, inside an open ``gr.Blocks``; ``state`` is the visitor's session."""
     gr.Markdown(INTRO)
-    model = model_bar(engine, default_model, choices, load_error)
+    model = model_bar(engine, default_model, choices, load_error, any_model)
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             with gr.Tab("Sample"):

@@ -1,8 +1,8 @@
 """``build_demo()``: the page (:mod:`.components`), its events wired to the callbacks (:mod:`.studio`) and the public
 API (:mod:`.api`).
 
-    from editgan.app import build_demo
-    build_demo().launch(share=True)          # in a notebook; `python app.py` does the same from a shell
+    from editgan.app import build_demo, launch_options
+    build_demo().launch(share=True, **launch_options())   # in a notebook; `python app.py` does the same
 """
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ import gradio as gr
 from editgan.app.api import PublicApi, api_components, wire_public_api
 from editgan.app.components import Components, studio_layout
 from editgan.app.engines import ENGINES, EngineRegistry, model_key
+from editgan.app.jobs import LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
+from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy
+from editgan.app.renders import RenderCache
+from editgan.app.scratch import ScratchSpace
 from editgan.app.studio import Studio, user_error
 from editgan.assets import example_photos
 from editgan.modelio.hub import embedded_models
@@ -21,34 +25,48 @@ log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 32
 """Requests waiting beyond this are turned away with a "queue is full" message."""
-MODEL_EVENTS = {"concurrency_id": "model", "concurrency_limit": 1}
-"""Every event that runs the model shares one slot, so one device is never oversubscribed."""
 UI_EVENT = {"api_visibility": "undocumented"}
 """The page's own events: callable (the browser uses them) but not on the API page, which lists the public API."""
+CACHE_SWEEP = (900, SESSION_TTL_S)
+"""Gradio's copies of uploaded and served files: every 15 minutes, those older than a session's lifetime go."""
+
+
+def launch_options() -> dict:
+    """What ``demo.launch`` needs besides host, port and share: the upload limit, one-line errors for clients,
+    a bounded number of sessions."""
+    return {"max_file_size": MAX_UPLOAD, "show_error": True, "state_session_capacity": STATE_CAPACITY}
 
 
 def build_demo(model: str | None = None, device: str | None = None, engines: EngineRegistry | None = None,
-               queue_size: int = QUEUE_SIZE) -> gr.Blocks:
+               queue_size: int = QUEUE_SIZE, public: bool = False, models: list[str] | None = None) -> gr.Blocks:
     """The EditGAN Studio app. ``model``: an embedded model name, a Hub repo id or a folder (default: the embedded
-    toy-faces model); ``device``: "cpu", "cuda", … (default: the best available). Call ``.launch()`` on the result."""
+    toy-faces model); ``device``: "cpu", "cuda", … (default: the best available). ``public``: visitors may only
+    pick among ``models`` (default: just ``model``) and messages name no server path. Launch the result with
+    ``.launch(**launch_options())``."""
     engines = engines or ENGINES
     default_model = model_key(model)
+    offered = list(dict.fromkeys([default_model, *(model_key(m) for m in models or [])]))
+    choices = offered if public else list(dict.fromkeys([*offered, *embedded_models()]))
+    policy = Policy(public=public, models=tuple(offered))
     engine, load_error = None, ""
     try:
         engine = engines.get(default_model, device)
     except Exception as e:  # the page still opens, says why, and lets people pick another model
-        load_error = str(user_error(e).message)
+        load_error = str(user_error(e, policy).message)
         log.warning("could not load the default model %s: %s", default_model, load_error)
     photos = example_photos()
     if photos:
         gr.set_static_paths([str(photos[0].parent)])
-    choices = list(dict.fromkeys([default_model, *embedded_models()]))
+    scratch = ScratchSpace(max_age_s=SESSION_TTL_S)
 
-    with gr.Blocks(title="EditGAN Studio") as demo:
-        c = studio_layout(engine, default_model, choices, load_error, photos)
-        studio = Studio(c, engines, default_model, device)
+    with gr.Blocks(title="EditGAN Studio", delete_cache=CACHE_SWEEP) as demo:
+        studio: Studio | None = None
+        state = gr.State(None, time_to_live=SESSION_TTL_S,
+                         delete_callback=lambda session: studio.end_session(session) if studio else None)
+        c = studio_layout(engine, default_model, choices, load_error, photos, not public, state)
+        studio = Studio(c, engines, default_model, device, scratch, RenderCache(), policy)
         wire_studio(demo, studio, c)
-        wire_public_api(PublicApi(engines, default_model, device), api_components(), MODEL_EVENTS)
+        wire_public_api(PublicApi(engines, default_model, device, scratch, policy), api_components())
 
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     demo.studio = studio  # for tests and notebooks: the callbacks and their session logic
@@ -63,36 +81,36 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> None:
                      c.sample.seed]
     p = c.photo
     photo_outputs = [c.state, c.picture.status, p.crop_preview, p.crop_size, p.crop_x, p.crop_y]
-    busy = {**MODEL_EVENTS, **UI_EVENT, "show_progress_on": [c.picture.status]}
+    shown = {**UI_EVENT, "show_progress_on": [c.picture.status]}
+    long, quick, session = {**LONG_JOBS, **shown}, {**QUICK_JOBS, **shown}, {**SESSION_JOBS, **shown}
 
-    demo.load(studio.start, [c.state], model_outputs, api_name="ui_start", **busy)
-    c.model.load.click(studio.load_model, [c.model.model], model_outputs, api_name="ui_load_model", **busy)
+    demo.load(studio.start, [c.state], model_outputs, api_name="ui_start", **quick)
+    c.model.load.click(studio.load_model, [c.model.model], model_outputs, api_name="ui_load_model", **LOADS, **shown)
     s = c.sample
-    s.sample.click(studio.sample, [c.state, s.seed, s.truncation], view, api_name="ui_sample", **busy)
-    s.dice.click(studio.random_sample, [c.state, s.truncation], [*view, s.seed], api_name="ui_random_sample", **busy)
+    s.sample.click(studio.sample, [c.state, s.seed, s.truncation], view, api_name="ui_sample", **quick)
+    s.dice.click(studio.random_sample, [c.state, s.truncation], [*view, s.seed], api_name="ui_random_sample", **quick)
     s.examples.click(studio.example_seed, [c.state, s.examples, s.truncation], [*view, s.seed],
-                     api_name="ui_example_seed", **busy)
-    p.upload.upload(studio.upload_photo, [c.state, p.upload], photo_outputs, api_name="ui_upload_photo",
-                    show_progress_on=[c.picture.status], **UI_EVENT)
+                     api_name="ui_example_seed", **quick)
+    p.upload.upload(studio.upload_photo, [c.state, p.upload], photo_outputs, api_name="ui_upload_photo", **session)
     gr.on([p.crop_size.input, p.crop_x.input, p.crop_y.input], studio.crop_preview,
           [c.state, p.crop_size, p.crop_x, p.crop_y], [p.crop_preview], api_name="ui_crop_preview",
-          trigger_mode="always_last", show_progress="hidden", **UI_EVENT)
+          trigger_mode="always_last", show_progress="hidden", **SESSION_JOBS, **UI_EVENT)
     p.embed.click(studio.embed, [c.state, p.crop_size, p.crop_x, p.crop_y, p.steps], [*view, p.crop_preview],
-                  api_name="ui_embed", **busy)
-    p.examples.click(studio.example_photo, [c.state, p.examples, p.steps], [*view, *photo_outputs[2:]],
-                     api_name="ui_example_photo", **busy)
+                  api_name="ui_embed", **long)
+    p.examples.click(studio.example_photo, [c.state, p.examples, p.steps], [*view, *photo_outputs[2:], p.upload],
+                     api_name="ui_example_photo", **long)
     e = c.paint
-    e.edit.click(studio.edit, [c.state, e.editor, e.steps], view, api_name="ui_edit", **busy)
-    e.cancel.click(studio.cancel, None, [c.picture.status], api_name="ui_cancel", concurrency_id="cancel",
-                   concurrency_limit=None, show_progress="hidden", **UI_EVENT)
+    e.edit.click(studio.edit, [c.state, e.editor, e.steps], view, api_name="ui_edit", **long)
+    e.cancel.click(studio.cancel, None, [e.cancel_reply], api_name="ui_cancel", concurrency_id="cancel", concurrency_limit=None,
+                   show_progress="hidden", **UI_EVENT)
     v = c.vectors
     gr.on([slider.input for slider in v.sliders], studio.slide, [c.state, *v.sliders], view, api_name="ui_slide",
-          trigger_mode="always_last", show_progress="hidden", **MODEL_EVENTS, **UI_EVENT)
-    v.refine.click(studio.refine, [c.state, v.refine_steps, *v.sliders], view, api_name="ui_refine", **busy)
-    v.save.click(studio.save_vector, [c.state, v.name], [*view, v.saved_file], api_name="ui_save_vector", **busy)
-    v.upload.upload(studio.upload_vector, [c.state, v.upload], view, api_name="ui_upload_vector", **busy)
+          trigger_mode="always_last", show_progress="hidden", **QUICK_JOBS, **UI_EVENT)
+    v.refine.click(studio.refine, [c.state, v.refine_steps, *v.sliders], view, api_name="ui_refine", **long)
+    v.save.click(studio.save_vector, [c.state, v.name], [*view, v.saved_file], api_name="ui_save_vector", **session)
+    v.upload.upload(studio.upload_vector, [c.state, v.upload], view, api_name="ui_upload_vector", **session)
     h = c.history
-    h.undo.click(studio.undo, [c.state], view, api_name="ui_undo", **busy)
-    h.redo.click(studio.redo, [c.state], view, api_name="ui_redo", **busy)
-    h.reset.click(studio.reset, [c.state], view, api_name="ui_reset", **busy)
-    h.export.click(studio.export, [c.state], [h.downloads, c.picture.status], api_name="ui_export", **busy)
+    h.undo.click(studio.undo, [c.state], view, api_name="ui_undo", **session)
+    h.redo.click(studio.redo, [c.state], view, api_name="ui_redo", **session)
+    h.reset.click(studio.reset, [c.state], view, api_name="ui_reset", **session)
+    h.export.click(studio.export, [c.state], [h.downloads, c.picture.status], api_name="ui_export", **session)

@@ -12,6 +12,16 @@ from typing import Any, Callable, Generator, TypeVar
 
 T = TypeVar("T")
 
+# Model work takes turns on the device (engine.turns): a long job steps aside between its steps, so the groups below
+# only decide how many of each kind may wait on the device at once.
+LONG_JOBS = {"concurrency_id": "long", "concurrency_limit": 1}
+"""Edits, embeddings and refinements take turns, one at a time."""
+QUICK_JOBS = {"concurrency_id": "quick", "concurrency_limit": 4}
+"""Samples, sliders, saving vectors: a device turn of one rendering each, between a long job's steps."""
+SESSION_JOBS = {"concurrency_id": "session", "concurrency_limit": 8}
+"""Undo, redo, reset, downloads, photo uploads: answered from the session and its cached renderings."""
+LOADS = {"concurrency_id": "load", "concurrency_limit": 1}
+
 PREVIEW_EVERY_S = 0.25
 """Live previews of long jobs are sent at most this often."""
 

@@ -29,10 +29,10 @@ def flatten_layers(layers: Sequence[np.ndarray]) -> np.ndarray | None:
         if array.ndim != 3 or array.shape[2] != 4:
             raise ValueError(f"a paint layer must be RGBA (H, W, 4), got shape {array.shape}")
         image = Image.fromarray(array.astype(np.uint8), "RGBA")
-        if flat is None:
-            flat = image
-        else:
-            flat = Image.alpha_composite(flat, image.resize(flat.size, Image.NEAREST))
+        if flat is not None and image.size != flat.size:
+            raise ValueError(f"paint layers of different sizes ({flat.width}×{flat.height} and "
+                             f"{image.width}×{image.height}): reload the page and paint again")
+        flat = image if flat is None else Image.alpha_composite(flat, image)
     return None if flat is None else np.asarray(flat)
 
 
@@ -45,7 +45,8 @@ def difference_layer(composite: np.ndarray, background: np.ndarray, tolerance: i
     comp = np.asarray(composite)[..., :3].astype(np.int16)
     back = np.asarray(background)[..., :3]
     if back.shape[:2] != comp.shape[:2]:
-        back = np.asarray(Image.fromarray(back.astype(np.uint8)).resize(comp.shape[1::-1], Image.NEAREST))
+        raise ValueError(f"the canvas's composite is {comp.shape[1]}×{comp.shape[0]} but its background is "
+                         f"{back.shape[1]}×{back.shape[0]}: reload the page and paint again")
     changed = np.abs(comp - back.astype(np.int16)).max(-1) > tolerance
     layer = np.zeros((*comp.shape[:2], 4), dtype=np.uint8)
     layer[..., :3] = comp.astype(np.uint8)
@@ -53,22 +54,28 @@ def difference_layer(composite: np.ndarray, background: np.ndarray, tolerance: i
     return layer
 
 
-def downscale_paint(layer_rgba: np.ndarray, shape: tuple[int, int], palette: Sequence[Color],
-                    alpha_threshold: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """A paint layer drawn on an enlarged canvas → (painted mask, class ids), both (h, w) = ``shape``.
+def check_canvas_size(picture: np.ndarray, shape: tuple[int, int], k: int, what: str = "paint layer") -> None:
+    """A layer, background or composite must be the canvas: the label map ``shape`` enlarged ``k`` times."""
+    h, w = shape
+    if tuple(picture.shape[:2]) != (k * h, k * w):
+        raise ValueError(f"the {what} is {picture.shape[1]}×{picture.shape[0]} but the canvas is {k * w}×{k * h}: "
+                         f"reload the page and paint again")
 
-    The canvas shows the label map enlarged k times (nearest neighbour); the layer is brought to exactly k·h × k·w
-    (nearest) if it is not, each pixel is snapped to the nearest palette color and its alpha thresholded, and then
-    each k × k block becomes one label pixel: painted when at least half of the block is painted, with the most
-    frequent class among the block's painted pixels (ties go to the lower class id).
+
+def downscale_paint(layer_rgba: np.ndarray, shape: tuple[int, int], palette: Sequence[Color], k: int,
+                    alpha_threshold: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """A paint layer drawn on the canvas (the label map enlarged ``k`` times) → (painted mask, class ids), both
+    (h, w) = ``shape``.
+
+    Each pixel is snapped to the nearest palette color and its alpha thresholded, and then each k × k block becomes
+    one label pixel: painted when at least half of the block is painted, with the most frequent class among the
+    block's painted pixels (ties go to the lower class id). A layer of another size than the canvas is refused.
     """
     h, w = shape
     layer = np.asarray(layer_rgba)
     if layer.ndim != 3 or layer.shape[2] != 4:
         raise ValueError(f"a paint layer must be RGBA (H, W, 4), got shape {layer.shape}")
-    k = max(1, int(round(layer.shape[0] / h)))
-    if layer.shape[:2] != (k * h, k * w):
-        layer = np.asarray(Image.fromarray(layer.astype(np.uint8), "RGBA").resize((k * w, k * h), Image.NEAREST))
+    check_canvas_size(layer, shape, k)
     painted, ids = painted_layer_to_labels(layer, palette, alpha_threshold)
     blocks = painted.reshape(h, k, w, k).sum(axis=(1, 3))
     painted_small = 2 * blocks >= k * k
@@ -87,13 +94,15 @@ def decode_canvas(canvas: dict | None, labels: np.ndarray, palette: Sequence[Col
     painted = np.zeros(shape, dtype=bool)
     ids = np.zeros(shape, dtype=np.int64)
     if layer is not None:
-        painted, ids = downscale_paint(layer, shape, palette)
+        painted, ids = downscale_paint(layer, shape, palette, k)
     if not painted.any() and canvas.get("composite") is not None:
         # a client that sends no layers: the paint is where its composite differs from its background
+        composite = np.asarray(canvas["composite"])
+        check_canvas_size(composite, shape, k, "canvas")
         background = canvas.get("background")
         if background is None:
             background = np.repeat(np.repeat(colorize(labels, palette), k, axis=0), k, axis=1)
-        painted, ids = downscale_paint(difference_layer(np.asarray(canvas["composite"]), background), shape, palette)
+        painted, ids = downscale_paint(difference_layer(composite, background), shape, palette, k)
     if not painted.any():
         raise ValueError(f"nothing painted: pick a class color and paint on the label map where it should change "
                          f"(each label pixel is {k}×{k} pixels on the canvas; strokes covering less than half of "

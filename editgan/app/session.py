@@ -8,6 +8,7 @@ Methods check their input before they change anything: a rejected action leaves 
 """
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -58,6 +59,8 @@ class Session:
         self.photo: np.ndarray | None = None
         """An uploaded photo (downscaled for cropping), (H, W, 3) uint8, until it is embedded."""
         self.photo_name = ""
+        self.files_owner = secrets.token_hex(12)
+        """Names this session's folder of downloads in the app's scratch space (removed when the session ends)."""
 
     # -- the picture ---------------------------------------------------------------------------------------------
     @property

@@ -12,7 +12,6 @@ import inspect
 import logging
 import math
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Generator, Sequence
 
@@ -21,10 +20,13 @@ import numpy as np
 from PIL import Image
 
 from editgan.app import views
-from editgan.app.components import FIRST_SEED, REFINE_CHOICES, Components, brush, eraser
-from editgan.app.engines import EngineRegistry, model_key
+from editgan.app.components import FIRST_SEED, REFINE_CHOICES, BoundedImageEditor, Components, brush, eraser
+from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import CancelFlags, run_cancellable
 from editgan.app.paint import decode_canvas
+from editgan.app.policy import Policy
+from editgan.app.renders import RenderCache
+from editgan.app.scratch import ScratchSpace
 from editgan.app.session import Session
 from editgan.colors import colorize
 from editgan.engine.images import crop as crop_image
@@ -32,7 +34,6 @@ from editgan.engine.images import load_image, square_box
 from editgan.engine.labels import apply_paint
 from editgan.engine.model import EditGANModel, EditOutcome, Progress, Rendering
 from editgan.errors import EditGANError
-from editgan.modelio.hub import DEFAULT_MODEL
 from editgan.modelio.picture_files import write_rendering
 from editgan.modelio.vectors import EditingVector
 
@@ -45,25 +46,33 @@ MAX_STEPS = 2000
 
 
 # -- errors: every failure reaches the visitor as a sentence, never a stack trace -----------------------------------
-def user_error(e: Exception) -> gr.Error:
+def user_error(e: Exception, policy: Policy | None = None) -> gr.Error:
+    """One line for the visitor: the message of an error they caused (scrubbed of server paths in public mode), or
+    a plain sentence for a bug, which is logged with its stack trace."""
     if isinstance(e, gr.Error):
         return e
     if isinstance(e, (ValueError, EditGANError)):  # ImageError, VectorError, SessionError, ModelLoadError, ...
-        text = str(e).strip() or type(e).__name__
+        text = " ".join(str(e).split()) or type(e).__name__
+        text = policy.scrub(text) if policy is not None else text
         return gr.Error(text[:1].upper() + text[1:], print_exception=False)
     log.exception("unexpected error in a callback")
-    return gr.Error(f"Something went wrong ({type(e).__name__}). Your picture and its history are unchanged.")
+    return gr.Error(f"Something went wrong on the server ({type(e).__name__}); your picture and its history are "
+                    f"unchanged. Try again, or reload the page.", print_exception=False)
 
 
 def guarded(fn: Callable) -> Callable:
-    """Turn any exception of a callback (plain or generator) into a gr.Error with a useful message."""
+    """Turn any exception of a callback (plain or generator) into a gr.Error with a useful message. Methods of an
+    object with a ``policy`` get their messages scrubbed by it."""
+    def error(args: tuple, e: Exception) -> gr.Error:
+        return user_error(e, getattr(args[0], "policy", None) if args else None)
+
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def generator(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
             except Exception as e:
-                raise user_error(e) from e
+                raise error(args, e) from e
         return generator
 
     @functools.wraps(fn)
@@ -71,7 +80,7 @@ def guarded(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except Exception as e:
-            raise user_error(e) from e
+            raise error(args, e) from e
     return call
 
 
@@ -111,12 +120,16 @@ class Studio:
     """The callbacks, bound to the page's components, one default model, a device and an engine registry."""
 
     def __init__(self, components: Components, engines: EngineRegistry, default_model: str,
-                 device: str | None = None):
+                 device: str | None = None, scratch: ScratchSpace | None = None, renders: RenderCache | None = None,
+                 policy: Policy | None = None):
         self.c = components
+        self.policy = policy or Policy()
         self.engines = engines
         self.default_model = default_model
         self.device = device
         self.cancels = CancelFlags()
+        self.scratch = scratch or ScratchSpace()
+        self.renders = renders or RenderCache()
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def engine(self, model_id: str) -> EditGANModel:
@@ -125,6 +138,18 @@ class Studio:
     def session(self, state: Session | None) -> tuple[Session, EditGANModel]:
         session = state if isinstance(state, Session) else Session(self.default_model)
         return session, self.engine(session.model_id)
+
+    def rendering(self, session: Session, engine: EditGANModel, wplus: np.ndarray) -> Rendering:
+        """The picture of ``wplus``: from the render cache, else drawn (in a device turn) and kept."""
+        return self.renders.render(session.model_id, wplus, engine.render)
+
+    def keep(self, session: Session, rendering: Rendering) -> Rendering:
+        return self.renders.put(session.model_id, rendering)
+
+    def end_session(self, state: Session | None) -> None:
+        """Gradio calls this when a visitor's session expires: its files go with it."""
+        if isinstance(state, Session):
+            self.scratch.remove(state.files_owner)
 
     @staticmethod
     def _key(request: gr.Request | None, session: Session) -> str:
@@ -143,10 +168,11 @@ class Studio:
             out.update(self.model_view(engine))
         if not session.started:
             return out
-        r = rendering if rendering is not None else engine.render(session.current.wplus)
+        r = self.keep(session, rendering) if rendering is not None else \
+            self.rendering(session, engine, session.current.wplus)
         k = views.canvas_scale(*r.image.shape[:2])
         out[c.picture.picture] = views.enlarge(r.image, k)
-        original = engine.render(session.original.wplus).image
+        original = self.rendering(session, engine, session.original.wplus).image
         out[c.history.compare] = (views.enlarge(original, k), views.enlarge(r.image, k))
         if r.labels is not None:
             colors = views.enlarge(colorize(r.labels, engine.config.palette), k)
@@ -163,11 +189,11 @@ class Studio:
         return out
 
     @staticmethod
-    def editor_update(engine: EditGANModel, value: dict | None, with_brush: bool) -> gr.ImageEditor:
+    def editor_update(engine: EditGANModel, value: dict | None, with_brush: bool) -> BoundedImageEditor:
         """The canvas with a new background; ``with_brush`` also sets the brush to the model's classes."""
         if not with_brush:
-            return gr.ImageEditor(value=value)
-        return gr.ImageEditor(value=value, brush=brush(engine), eraser=eraser(engine),
+            return BoundedImageEditor(value=value)
+        return BoundedImageEditor(value=value, brush=brush(engine), eraser=eraser(engine),
                               interactive=engine.has_segmenter)
 
     def slider_updates(self, session: Session, engine: EditGANModel) -> dict:
@@ -217,7 +243,7 @@ class Studio:
         try:
             session, engine = self.session(state)
         except (EditGANError, ValueError) as e:
-            message = str(user_error(e).message)
+            message = str(user_error(e, self.policy).message)
             gr.Warning(message)
             return {self.c.picture.status: f"Could not load the model: {message}  \nPick or type another model "
                                            f"above."}
@@ -229,11 +255,12 @@ class Studio:
 
     @guarded
     def load_model(self, choice: str | None, progress: gr.Progress = gr.Progress()) -> dict:
-        choice = (choice or "").strip() or DEFAULT_MODEL
+        choice = (choice or "").strip() or self.default_model
+        key = self.policy.check_model(choice)
         progress(0.05, desc=f"Loading {choice}…")
-        engine = self.engines.get(choice, self.device, progress=lambda text: progress(0.3, desc=text))
+        engine = self.engines.get(key, self.device, progress=lambda text: progress(0.3, desc=self.policy.scrub(text)))
         progress(0.9, desc="Drawing a first sample…")
-        session = Session(model_key(choice))
+        session = Session(key)
         rendering = engine.sample(FIRST_SEED)
         session.start(rendering.wplus, f"sample (seed {FIRST_SEED})")
         out = self.view(session, engine, rendering, message=f"Loaded model {choice}.", model=True)
@@ -270,6 +297,7 @@ class Studio:
         session, _ = self.session(state)
         if not path:
             raise ValueError("no photo was uploaded")
+        session.photo, session.photo_name = None, ""  # a rejected upload leaves no earlier photo to embed by mistake
         picture = load_image(path)  # ImageError with a clear message for bad files
         size = f"{picture.width}×{picture.height}"
         picture.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.LANCZOS)
@@ -321,6 +349,7 @@ class Studio:
             raise ValueError("pick one of the example photos")
         path = example[0]["path"] if isinstance(example[0], dict) else str(example[0])
         out = self.upload_photo(state, path)
+        out[self.c.photo.upload] = None  # the upload box no longer names an earlier file
         session = out[self.c.state]
         yield out
         yield from self.embed(session, 100, 50, 50, steps, request, progress)
@@ -335,7 +364,7 @@ class Studio:
             raise ValueError(f"mask editing needs a segmentation branch, and model {engine.config.name!r} has none: "
                              f"sample, embed and apply vectors instead, or load a model with a segmenter")
         steps = checked_steps(steps, "edit steps")
-        current = engine.render(session.current.wplus)
+        current = self.rendering(session, engine, session.current.wplus)
         k = views.canvas_scale(*current.image.shape[:2])
         painted, ids = decode_canvas(canvas, current.labels, engine.config.palette, k)
         wanted = apply_paint(current.labels, painted, ids)
@@ -345,6 +374,9 @@ class Studio:
                                                      on_step=on_step, should_stop=should_stop),
             "Editing", progress,
             lambda p: f"Editing: step {p.step} of {p.steps}, loss {p.loss:.4f} (Cancel keeps the best result so far)")
+        if outcome.best_step == 0 and not outcome.cancelled:
+            yield self.view(session, engine, current, message=views.unchanged("Edit", outcome))
+            return
         classes = outcome.vector.classes if outcome.vector is not None else []
         names = ", ".join(engine.config.class_names[i] for i in classes if i < engine.config.n_classes)
         session.record_edit(outcome.wplus, classes, f"mask edit ({names or 'painted classes'}, "
@@ -352,12 +384,15 @@ class Studio:
         yield self.view(session, engine, outcome, message=views.finished("Edit", outcome, steps))
 
     @guarded
-    def cancel(self, request: gr.Request = None) -> dict:
+    def cancel(self, request: gr.Request = None) -> str:
+        """Stop the visitor's running edit, embedding or refinement. It answers in a notice, not on the status line,
+        which the stopped job's own final report fills (an answer arriving after it would overwrite it)."""
         key = getattr(request, "session_hash", None) or ""
         if not self.cancels.cancel(key):
-            gr.Info("Nothing is running.")
-            return {self.c.picture.status: "Nothing to cancel: no edit or embedding is running."}
-        return {self.c.picture.status: "Cancelling: the best result so far is kept…"}
+            gr.Info("Nothing to cancel: no edit or embedding is running.")
+            return "Nothing to cancel: no edit or embedding is running."
+        gr.Info("Cancelling: the best result so far is kept…")
+        return "Cancelling: the best result so far is kept…"
 
     # -- sliders and vectors ------------------------------------------------------------------------------------
     @staticmethod
@@ -412,7 +447,7 @@ class Studio:
         vector = session.edit_vector(name)
         vector.check_fits(engine.n_latent, engine.style_dim, engine.config.n_classes)
         session.add_vector(vector, engine.presets)
-        path = vector.save(Path(tempfile.mkdtemp(prefix="editgan-vector-")) / f"{vector.name}.safetensors")
+        path = vector.save(self.scratch.folder(session.files_owner, "vector") / f"{vector.name}.safetensors")
         out = self.view(session, engine, message=f"Saved the current edit as vector {vector.name!r}: it is now a "
                                                  f"slider, and its file is ready to download.")
         out[self.c.vectors.saved_file] = str(path)
@@ -455,8 +490,8 @@ class Studio:
     def export(self, state: Session | None) -> dict:
         """The picture (PNG), its label map (a palette PNG whose pixel values are the class ids) and w+."""
         session, engine = self.session(state)
-        rendering = engine.render(session.current.wplus)
-        files = write_rendering(Path(tempfile.mkdtemp(prefix="editgan-export-")), rendering.image, rendering.labels,
-                                engine.config.palette, session.current.wplus)
+        rendering = self.rendering(session, engine, session.current.wplus)
+        files = write_rendering(self.scratch.folder(session.files_owner, "download"), rendering.image,
+                                rendering.labels, engine.config.palette, session.current.wplus)
         return {self.c.history.downloads: [str(f) for f in files],
                 self.c.picture.status: session.describe() + "  \nDownloads ready."}

@@ -88,3 +88,11 @@ def finished(what: str, outcome: EditOutcome, steps: int) -> str:
     if outcome.cancelled:
         return f"{what} cancelled after {len(outcome.losses)} of {steps} steps: kept the best result ({final})."
     return f"{what} done: {len(outcome.losses)} steps, {final}."
+
+
+def unchanged(what: str, outcome: EditOutcome) -> str:
+    """The status sentence after an optimization that found nothing better than where it started."""
+    losses = outcome.losses
+    trace = f" (loss {losses[0]:.4g} at the start, {min(losses[1:]):.4g} at best after)" if len(losses) > 1 else ""
+    return (f"{what} found nothing better than the start{trace}: the picture is unchanged and the history too. "
+            f"Paint a larger region, or try more steps.")

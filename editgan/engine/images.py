@@ -72,7 +72,27 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent areas become white
         return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")  # L, I, F, CMYK, YCbCr, P …
+    if image.mode.startswith("I") or image.mode == "F":
+        return _high_depth_to_rgb(image)
+    return image.convert("RGB")  # L, CMYK, YCbCr, P …
+
+
+def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grayscale (PIL modes I;16, I, F) → 8-bit RGB. PIL's own conversion clips such values to
+    255, which turns a 16-bit photo white; the values are scaled instead: 16-bit integers by 1/257, floats in [0, 1]
+    by 255, anything else by its own maximum."""
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if image.mode == "F" and top <= 1.0:
+        scale = 255.0
+    elif top <= 255:
+        scale = 1.0
+    elif top <= 65535:
+        scale = 255.0 / 65535.0
+    else:
+        scale = 255.0 / top
+    gray = np.clip(np.round(values * scale), 0, 255).astype(np.uint8)
+    return Image.fromarray(gray, "L").convert("RGB")
 
 
 def crop(image: Image.Image, box: tuple[int, int, int, int] | None) -> Image.Image:

@@ -68,6 +68,8 @@ class EditOutcome(Rendering):
     cancelled: bool = False
     perceptual: str = "none"
     roi: np.ndarray | None = None
+    best_step: int = 0
+    """The step whose latent is the result; 0 means nothing better than the start was found."""
 
 
 @dataclass
@@ -311,7 +313,7 @@ class EditGANModel:
         r = self._rendering(result.wplus)
         roi = self._crop(result.roi).cpu().numpy() if result.roi is not None else None
         return EditOutcome(r.wplus, r.image, r.labels, vector, result.losses, result.cancelled, result.perceptual,
-                           roi)
+                           roi, result.best_step)
 
 
 def load(source: str | Path | None = None, device: str | torch.device | None = None, **kwargs) -> EditGANModel:

@@ -1,0 +1,282 @@
+"""The studio's layout: one builder per panel, each returning a typed object that holds the panel's components.
+
+Builders only create components (with the loaded model's values where it has one); :mod:`editgan.app.demo` wires
+their events to :class:`editgan.app.studio.Studio`.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import PIL.Image
+
+from editgan.app import views
+from editgan.app.session import MAX_SLIDERS
+from editgan.colors import hex_color
+from editgan.engine.model import EditGANModel
+
+EDITOR_HEIGHT = 640
+EXAMPLE_SEEDS = (1, 2, 3, 4)
+FIRST_SEED = 1
+DEFAULT_EDIT_STEPS = 100
+DEFAULT_EMBED_STEPS = 100
+REFINE_CHOICES = (10, 30)
+INTRO = """# EditGAN Studio
+Draw a sample (or embed a photo), **paint the label map** with a class color and press **Edit**: the picture changes
+to match the paint, and nothing else moves. Preset sliders apply learned edits; save your own edits as vectors and
+apply them to other pictures. Undo, redo and reset work over the whole history."""
+
+
+MAX_CANVAS_SIDE = 1024
+"""The largest canvas the studio shows (a 1024-px model at scale 1): no editor image may be larger."""
+
+from gradio.events import Dependency
+
+class BoundedImageEditor(gr.ImageEditor):
+    """``gr.ImageEditor`` that reads each image's size from its header and refuses one larger than any canvas before
+    decoding it: a 9000×9000 PNG layer is 0.3 MB on the wire and gigabytes decoded."""
+
+    def get_block_name(self) -> str:
+        return "imageeditor"  # the same component in the browser
+
+    def convert_and_format_image(self, file, flatten_on_white: bool = False):
+        if file is not None:
+            try:
+                with PIL.Image.open(file.path if hasattr(file, "path") else io.BytesIO(file)) as header:
+                    width, height = header.size
+            except (OSError, SyntaxError, ValueError):
+                raise gr.Error("a paint layer is not a readable image: reload the page and paint again",
+                               print_exception=False) from None
+            if max(width, height) > MAX_CANVAS_SIDE:
+                raise gr.Error(f"a paint layer of {width}×{height} is larger than any canvas here "
+                               f"({MAX_CANVAS_SIDE}×{MAX_CANVAS_SIDE}): reload the page and paint again",
+                               print_exception=False)
+        return super().convert_and_format_image(file, flatten_on_white)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def brush(engine: EditGANModel | None) -> gr.Brush:
+    """A brush that offers exactly the class colors, sized to about two label pixels."""
+    palette = [hex_color(c) for c in engine.config.palette] if engine and engine.has_segmenter else ["#ff0000"]
+    size = 2 * views.canvas_scale(*engine.config.box[2:]) if engine else 16
+    return gr.Brush(colors=palette, default_color=palette[min(1, len(palette) - 1)], color_mode="fixed",
+                    default_size=size)
+
+
+def eraser(engine: EditGANModel | None) -> gr.Eraser:
+    return gr.Eraser(default_size=2 * views.canvas_scale(*engine.config.box[2:]) if engine else 16)
+
+
+@dataclass
+class ModelBar:
+    model: gr.Dropdown
+    load: gr.Button
+    info: gr.Markdown
+    notice: gr.Markdown
+
+
+def model_bar(engine: EditGANModel | None, default_model: str, choices: list[str], load_error: str,
+              any_model: bool) -> ModelBar:
+    """``any_model``: visitors may type any Hub id or folder (local use); otherwise they pick among ``choices``."""
+    with gr.Row(equal_height=True):
+        model = gr.Dropdown(choices, value=default_model, label="Model", allow_custom_value=any_model,
+                            info="An embedded model, a Hub repo id (owner/name) or a local folder" if any_model
+                            else "The models this studio offers", scale=3, elem_id="model")
+        load = gr.Button("Load model", scale=1, elem_id="load-model")
+        info = gr.Markdown(views.model_info(engine) if engine else f"**Model not loaded**: {load_error}",
+                           elem_id="model-info")
+    notice = gr.Markdown(views.model_notice(engine) if engine else "", elem_id="notice")
+    return ModelBar(model, load, info, notice)
+
+
+@dataclass
+class SamplePanel:
+    seed: gr.Number
+    sample: gr.Button
+    dice: gr.Button
+    truncation: gr.Slider
+    examples: gr.Dataset
+
+
+def sample_panel(engine: EditGANModel | None) -> SamplePanel:
+    seed = gr.Number(FIRST_SEED, label="Seed", precision=0, minimum=0, maximum=2**31 - 1, elem_id="seed")
+    with gr.Row():
+        sample = gr.Button("Sample", variant="primary", elem_id="sample")
+        dice = gr.Button("Random seed", elem_id="random")
+    truncation = gr.Slider(0, 1, value=engine.config.truncation if engine else 0.7, step=0.05, label="Truncation",
+                           info="lower: closer to the average picture", elem_id="truncation")
+    examples = gr.Dataset(components=[gr.Number(render=False)], samples=[[s] for s in EXAMPLE_SEEDS],
+                          label="Example seeds", elem_id="seed-examples")
+    return SamplePanel(seed, sample, dice, truncation, examples)
+
+
+@dataclass
+class PhotoPanel:
+    upload: gr.File
+    crop_preview: gr.Image
+    crop_size: gr.Slider
+    crop_x: gr.Slider
+    crop_y: gr.Slider
+    steps: gr.Slider
+    embed: gr.Button
+    examples: gr.Dataset
+
+
+def photo_panel(example_photos: list[Path]) -> PhotoPanel:
+    upload = gr.File(label="Upload a photo", file_types=["image"], type="filepath", elem_id="photo")
+    preview = gr.Image(label="Square crop", interactive=False, format="png", height=260)
+    size = gr.Slider(5, 100, value=100, step=1, label="Crop size (% of the shorter side)")
+    with gr.Row():
+        x = gr.Slider(0, 100, value=50, step=1, label="Horizontal position (%)")
+        y = gr.Slider(0, 100, value=50, step=1, label="Vertical position (%)")
+    steps = gr.Slider(10, 500, value=DEFAULT_EMBED_STEPS, step=10, label="Embedding steps")
+    embed = gr.Button("Embed", variant="primary", elem_id="embed")
+    examples = gr.Dataset(components=[gr.Image(render=False)], samples=[[str(p)] for p in example_photos],
+                          label="Example photos", elem_id="photo-examples", visible=bool(example_photos))
+    return PhotoPanel(upload, preview, size, x, y, steps, embed, examples)
+
+
+@dataclass
+class PicturePanel:
+    picture: gr.Image
+    labels: gr.Image
+    blend: gr.Image
+    legend: gr.HTML
+    status: gr.Markdown
+
+
+def picture_panel(engine: EditGANModel | None, load_error: str) -> PicturePanel:
+    with gr.Row():
+        picture = gr.Image(label="Image", interactive=False, format="png", elem_id="picture")
+        labels = gr.Image(label="Label map", interactive=False, format="png", elem_id="labels")
+        blended = gr.Image(label="Blend", interactive=False, format="png", elem_id="blend")
+    legend = gr.HTML(views.legend_html(engine) if engine else "", elem_id="legend")
+    status = gr.Markdown(load_error and f"Could not load the model: {load_error}", elem_id="status")
+    return PicturePanel(picture, labels, blended, legend, status)
+
+
+@dataclass
+class PaintPanel:
+    editor: BoundedImageEditor
+    steps: gr.Slider
+    edit: gr.Button
+    cancel: gr.Button
+    cancel_reply: gr.Textbox
+    """Hidden: Cancel's answer for API clients (the page shows it as a notice, never on the status line)."""
+
+
+def paint_panel(engine: EditGANModel | None) -> PaintPanel:
+    gr.Markdown("### Paint the label map\nPick a class color (the palette holds exactly the classes), paint where "
+                "the picture should change, then press **Edit**. The eraser removes paint.")
+    editor = BoundedImageEditor(label="Label map (enlarged)", type="numpy", image_mode="RGBA", format="png", sources=[],
+                            transforms=[], layers=False, brush=brush(engine), eraser=eraser(engine),
+                            canvas_size=(views.CANVAS_SIDE, views.CANVAS_SIDE), interactive=True,
+                            height=EDITOR_HEIGHT, elem_id="editor")
+    with gr.Row():
+        steps = gr.Slider(10, 500, value=DEFAULT_EDIT_STEPS, step=10, label="Edit steps", elem_id="edit-steps")
+        edit = gr.Button("Edit", variant="primary", elem_id="edit", interactive=bool(engine and engine.has_segmenter))
+        cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+    cancel_reply = gr.Textbox(visible=False, label="cancel")
+    return PaintPanel(editor, steps, edit, cancel, cancel_reply)
+
+
+@dataclass
+class VectorPanel:
+    sliders: list[gr.Slider]
+    refine_steps: gr.Radio
+    refine: gr.Button
+    name: gr.Textbox
+    save: gr.Button
+    saved_file: gr.File
+    upload: gr.File
+
+
+def vector_panel(engine: EditGANModel | None) -> VectorPanel:
+    gr.Markdown("### Presets and your vectors\nEach slider adds its vector, scaled, to the picture the sliders "
+                "started from.")
+    presets = list(engine.presets.values()) if engine else []
+    sliders = []
+    for i in range(MAX_SLIDERS):
+        v = presets[i] if i < len(presets) else None
+        sliders.append(gr.Slider(v.scale_range[0] if v else -2, v.scale_range[1] if v else 2, value=0, step=0.05,
+                                 label=v.display_name if v else f"Vector {i + 1}",
+                                 info=f"preset {v.name}" if v else None, visible=v is not None,
+                                 elem_id=f"slider-{i}"))
+    with gr.Row():
+        refine_steps = gr.Radio(list(REFINE_CHOICES), value=REFINE_CHOICES[-1], label="Refine steps",
+                                elem_id="refine-steps")
+        refine = gr.Button("Refine", elem_id="refine")
+    with gr.Row():
+        name = gr.Textbox(label="Vector name", placeholder="e.g. bigger_eyes", elem_id="vector-name")
+        save = gr.Button("Save edit as vector", elem_id="save-vector")
+    saved_file = gr.File(label="Saved vector (.safetensors)", interactive=False, height=90, elem_id="vector-file")
+    upload = gr.File(label="Upload a vector (.safetensors)", file_types=[".safetensors"], type="filepath", height=120,
+                     elem_id="vector-upload")
+    return VectorPanel(sliders, refine_steps, refine, name, save, saved_file, upload)
+
+
+@dataclass
+class HistoryPanel:
+    undo: gr.Button
+    redo: gr.Button
+    reset: gr.Button
+    compare: gr.ImageSlider
+    export: gr.Button
+    downloads: gr.File
+
+
+def history_panel() -> HistoryPanel:
+    with gr.Row():
+        with gr.Column(scale=3):
+            with gr.Row():
+                undo = gr.Button("↶ Undo", interactive=False, elem_id="undo")
+                redo = gr.Button("↷ Redo", interactive=False, elem_id="redo")
+                reset = gr.Button("Reset to the original", interactive=False, elem_id="reset")
+            compare = gr.ImageSlider(label="Before / after", type="numpy", format="png", max_height=420,
+                                     elem_id="compare")
+        with gr.Column(scale=2):
+            export = gr.Button("Prepare downloads", elem_id="export")
+            downloads = gr.File(label="Image, label map, w+ latent", file_count="multiple", interactive=False,
+                                height=140, elem_id="downloads")
+    return HistoryPanel(undo, redo, reset, compare, export, downloads)
+
+
+@dataclass
+class Components:
+    """Every component the callbacks read or update, by panel."""
+    state: gr.State
+    model: ModelBar
+    sample: SamplePanel
+    photo: PhotoPanel
+    picture: PicturePanel
+    paint: PaintPanel
+    vectors: VectorPanel
+    history: HistoryPanel
+
+
+def studio_layout(engine: EditGANModel | None, default_model: str, choices: list[str], load_error: str,
+                  example_photos: list[Path], any_model: bool, state: gr.State) -> Components:
+    """The whole page, inside an open ``gr.Blocks``; ``state`` is the visitor's session."""
+    gr.Markdown(INTRO)
+    model = model_bar(engine, default_model, choices, load_error, any_model)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            with gr.Tab("Sample"):
+                sample = sample_panel(engine)
+            with gr.Tab("Photo"):
+                photo = photo_panel(example_photos)
+        with gr.Column(scale=3):
+            picture = picture_panel(engine, load_error)
+    with gr.Row():
+        with gr.Column(scale=3):
+            paint = paint_panel(engine)
+        with gr.Column(scale=2):
+            vectors = vector_panel(engine)
+    history = history_panel()
+    return Components(state, model, sample, photo, picture, paint, vectors, history)
