@@ -33,26 +33,48 @@ MAX_CANVAS_SIDE = 1024
 """The largest canvas the studio shows (a 1024-px model at scale 1): no editor image may be larger."""
 
 
-class BoundedImageEditor(gr.ImageEditor):
-    """``gr.ImageEditor`` that reads each image's size from its header and refuses one larger than any canvas before
-    decoding it: a 9000×9000 PNG layer is 0.3 MB on the wire and gigabytes decoded."""
+BOUNDED = "editgan-bounded-layers"
+"""The elem_class that marks an editor whose images are checked from their headers (see :func:`bounded_editor`)."""
 
-    def get_block_name(self) -> str:
-        return "imageeditor"  # the same component in the browser
+
+def bounded_editor(**options) -> gr.ImageEditor:
+    """``gr.ImageEditor`` whose images (background, layers, composite) are read from their headers and refused when
+    larger than any canvas, before they are decoded: a 9000×9000 PNG layer is 0.3 MB on the wire and gigabytes
+    decoded."""
+    _install_header_check()
+    return gr.ImageEditor(elem_classes=[BOUNDED], **options)
+
+
+def _install_header_check() -> None:
+    """Wrap ImageEditor's decoding once per process, for marked editors only.
+
+    Not a subclass, nor a method set on the instance: Gradio writes a .pyi file beside any module that subclasses
+    one of its components, and it rebuilds a component from its constructor arguments whenever an event updates it
+    (an instance attribute would be lost; the elem_class is kept)."""
+    decode = gr.ImageEditor.convert_and_format_image
+    if getattr(decode, "editgan_checked", False):
+        return
 
     def convert_and_format_image(self, file, flatten_on_white: bool = False):
-        if file is not None:
-            try:
-                with PIL.Image.open(file.path if hasattr(file, "path") else io.BytesIO(file)) as header:
-                    width, height = header.size
-            except (OSError, SyntaxError, ValueError):
-                raise gr.Error("a paint layer is not a readable image: reload the page and paint again",
-                               print_exception=False) from None
-            if max(width, height) > MAX_CANVAS_SIDE:
-                raise gr.Error(f"a paint layer of {width}×{height} is larger than any canvas here "
-                               f"({MAX_CANVAS_SIDE}×{MAX_CANVAS_SIDE}): reload the page and paint again",
-                               print_exception=False)
-        return super().convert_and_format_image(file, flatten_on_white)
+        if file is not None and BOUNDED in (self.elem_classes or []):
+            check_layer_header(file)
+        return decode(self, file, flatten_on_white)
+
+    convert_and_format_image.editgan_checked = True
+    gr.ImageEditor.convert_and_format_image = convert_and_format_image
+
+
+def check_layer_header(file) -> None:
+    """Refuse an editor image that is unreadable or larger than any canvas, from its header alone."""
+    try:
+        with PIL.Image.open(file.path if hasattr(file, "path") else io.BytesIO(file)) as header:
+            width, height = header.size
+    except (OSError, SyntaxError, ValueError):
+        raise gr.Error("a paint layer is not a readable image: reload the page and paint again",
+                       print_exception=False) from None
+    if max(width, height) > MAX_CANVAS_SIDE:
+        raise gr.Error(f"a paint layer of {width}×{height} is larger than any canvas here "
+                       f"({MAX_CANVAS_SIDE}×{MAX_CANVAS_SIDE}): reload the page and paint again", print_exception=False)
 
 
 def brush(engine: EditGANModel | None) -> gr.Brush:
@@ -83,7 +105,7 @@ def model_bar(engine: EditGANModel | None, default_model: str, choices: list[str
                             info="An embedded model, a Hub repo id (owner/name) or a local folder" if any_model
                             else "The models this studio offers", scale=3, elem_id="model")
         load = gr.Button("Load model", scale=1, elem_id="load-model")
-        info = gr.Markdown(views.model_info(engine) if engine else f"**Model not loaded**: {load_error}",
+        info = gr.Markdown(views.model_info(engine, default_model) if engine else f"**Model not loaded**: {load_error}",
                            elem_id="model-info")
     notice = gr.Markdown(views.model_notice(engine) if engine else "", elem_id="notice")
     return ModelBar(model, load, info, notice)
@@ -157,7 +179,7 @@ def picture_panel(engine: EditGANModel | None, load_error: str) -> PicturePanel:
 
 @dataclass
 class PaintPanel:
-    editor: BoundedImageEditor
+    editor: gr.ImageEditor
     steps: gr.Slider
     edit: gr.Button
     cancel: gr.Button
@@ -168,7 +190,7 @@ class PaintPanel:
 def paint_panel(engine: EditGANModel | None) -> PaintPanel:
     gr.Markdown("### Paint the label map\nPick a class color (the palette holds exactly the classes), paint where "
                 "the picture should change, then press **Edit**. The eraser removes paint.")
-    editor = BoundedImageEditor(label="Label map (enlarged)", type="numpy", image_mode="RGBA", format="png", sources=[],
+    editor = bounded_editor(label="Label map (enlarged)", type="numpy", image_mode="RGBA", format="png", sources=[],
                             transforms=[], layers=False, brush=brush(engine), eraser=eraser(engine),
                             canvas_size=(views.CANVAS_SIDE, views.CANVAS_SIDE), interactive=True,
                             height=EDITOR_HEIGHT, elem_id="editor")

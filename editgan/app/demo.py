@@ -14,7 +14,7 @@ from editgan.app.api import PublicApi, api_components, wire_public_api
 from editgan.app.components import Components, studio_layout
 from editgan.app.engines import ENGINES, EngineRegistry, model_key
 from editgan.app.jobs import LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
-from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy
+from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy, offered_models
 from editgan.app.renders import RenderCache
 from editgan.app.scratch import ScratchSpace
 from editgan.app.studio import Studio, user_error
@@ -45,9 +45,8 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
     ``.launch(**launch_options())``."""
     engines = engines or ENGINES
     default_model = model_key(model)
-    offered = list(dict.fromkeys([default_model, *(model_key(m) for m in models or [])]))
-    choices = offered if public else list(dict.fromkeys([*offered, *embedded_models()]))
-    policy = Policy(public=public, models=tuple(offered))
+    policy = Policy(public, offered_models([str(model or default_model), *(models or [])]))
+    choices = list(policy.offered) if public else list(dict.fromkeys([*policy.offered, *embedded_models()]))
     engine, load_error = None, ""
     try:
         engine = engines.get(default_model, device)
@@ -63,7 +62,7 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
         studio: Studio | None = None
         state = gr.State(None, time_to_live=SESSION_TTL_S,
                          delete_callback=lambda session: studio.end_session(session) if studio else None)
-        c = studio_layout(engine, default_model, choices, load_error, photos, not public, state)
+        c = studio_layout(engine, policy.name_of(default_model), choices, load_error, photos, not public, state)
         studio = Studio(c, engines, default_model, device, scratch, RenderCache(), policy)
         wire_studio(demo, studio, c)
         wire_public_api(PublicApi(engines, default_model, device, scratch, policy), api_components())

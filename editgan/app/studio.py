@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from editgan.app import views
-from editgan.app.components import FIRST_SEED, REFINE_CHOICES, BoundedImageEditor, Components, brush, eraser
+from editgan.app.components import FIRST_SEED, REFINE_CHOICES, Components, brush, eraser
 from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import CancelFlags, run_cancellable
 from editgan.app.paint import decode_canvas
@@ -165,7 +165,7 @@ class Studio:
         out[c.history.redo] = gr.Button(interactive=session.can_redo())
         out[c.history.reset] = gr.Button(interactive=session.started)
         if model:
-            out.update(self.model_view(engine))
+            out.update(self.model_view(session, engine))
         if not session.started:
             return out
         r = self.keep(session, rendering) if rendering is not None else \
@@ -189,11 +189,11 @@ class Studio:
         return out
 
     @staticmethod
-    def editor_update(engine: EditGANModel, value: dict | None, with_brush: bool) -> BoundedImageEditor:
+    def editor_update(engine: EditGANModel, value: dict | None, with_brush: bool) -> gr.ImageEditor:
         """The canvas with a new background; ``with_brush`` also sets the brush to the model's classes."""
         if not with_brush:
-            return BoundedImageEditor(value=value)
-        return BoundedImageEditor(value=value, brush=brush(engine), eraser=eraser(engine),
+            return gr.ImageEditor(value=value)
+        return gr.ImageEditor(value=value, brush=brush(engine), eraser=eraser(engine),
                               interactive=engine.has_segmenter)
 
     def slider_updates(self, session: Session, engine: EditGANModel) -> dict:
@@ -211,9 +211,10 @@ class Studio:
                 out[slider] = gr.Slider(value=0.0, visible=False)
         return out
 
-    def model_view(self, engine: EditGANModel) -> dict:
+    def model_view(self, session: Session, engine: EditGANModel) -> dict:
         c = self.c
-        return {c.picture.legend: views.legend_html(engine), c.model.info: views.model_info(engine),
+        return {c.picture.legend: views.legend_html(engine),
+                c.model.info: views.model_info(engine, self.policy.name_of(session.model_id)),
                 c.model.notice: gr.Markdown(value=views.model_notice(engine)),
                 c.paint.edit: gr.Button(interactive=engine.has_segmenter),
                 c.sample.truncation: gr.Slider(value=engine.config.truncation)}

@@ -49,11 +49,12 @@ def legend_html(engine: EditGANModel) -> str:
     return '<div id="legend-classes">' + "".join(items) + "</div>"
 
 
-def model_info(engine: EditGANModel) -> str:
+def model_info(engine: EditGANModel, name: str) -> str:
+    """One line about the model: its name in the model list (never a server path), size, classes, presets."""
     cfg = engine.config
     height, width = cfg.box[2:]
     presets = ", ".join(v.display_name for v in engine.presets.values()) or "none"
-    return (f"**{escape(cfg.name)}** ({escape(engine.source)}) · {width}×{height} px · "
+    return (f"**{escape(cfg.name)}** ({escape(name)}) · {width}×{height} px · "
             f"{cfg.n_classes} classes · presets: {escape(presets)} · on {engine.device}")
 
 
