@@ -66,6 +66,17 @@ def cmd_embed(args) -> None:
 
 
 def cmd_bench(args) -> None:
+    if args.load:
+        from editgan.app.loadtest import run_load_test
+        report = run_load_test(args.model, args.clients, args.ops, args.edit_steps, device=args.device or "cpu",
+                               progress=lambda text: print(text, file=sys.stderr, flush=True))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=1) + "\n")
+            print(f"wrote {args.json}")
+        else:
+            print(json.dumps(report, indent=1))
+        return
     from editgan.bench import run
     report = run(args.models.split(","), args.repeats, args.full, args.device, args.json)
     if args.json:
@@ -198,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--full", action="store_true", help="run 100-step edits on the big models too (slow on CPU)")
     p.add_argument("--device", default=None)
+    p.add_argument("--load", action="store_true",
+                   help="load test instead: the studio on 127.0.0.1, --clients visitors × --ops mixed actions")
+    p.add_argument("--model", default=None, help="with --load: the model to serve (default: the embedded one)")
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--ops", type=int, default=10)
+    p.add_argument("--edit-steps", type=int, default=20)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("train", help="train the embedded toy model: generator, segmenter, encoder, vectors",

@@ -1,0 +1,18 @@
+"""The load test at a small scale: several visitors at once on loopback, every action answered, no errors."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("gradio_client")
+
+
+def test_visitors_at_once_get_every_action_answered(tiny_model_dir):
+    from editgan.app.loadtest import ACTIONS, run_load_test
+
+    report = run_load_test(str(tiny_model_dir), clients=3, ops=6, edit_steps=10)
+    assert report["errors"] == 0, report
+    for action in ACTIONS:
+        stats = report["actions"][action]
+        assert stats["n"] >= 3 and stats["p50_s"] <= stats["p95_s"], (action, stats)
+    quick = [report["actions"][a]["p95_s"] for a in ("undo", "export")]
+    assert max(quick) < 30  # answered from the session, not after every edit of every visitor
