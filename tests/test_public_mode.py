@@ -187,3 +187,20 @@ def test_scrubbing_removes_paths_in_public_mode_only():
     scrubbed = Policy(True, {"a": "a"}).scrub(text)
     assert "/home" not in scrubbed and "/root" not in scrubbed and "/proc" not in scrubbed and "config.json" in scrubbed
     assert Policy().scrub(text) == text
+
+
+def test_the_brush_is_sized_to_the_canvas_and_picks_classes_by_name(public_url):
+    from types import SimpleNamespace
+
+    from editgan.app.components import brush_size
+
+    def model(side: int):
+        return SimpleNamespace(config=SimpleNamespace(box=(0, 0, side, side)))
+
+    assert brush_size(model(64)) == 16 and brush_size(model(512)) == 13 and brush_size(model(1024)) == 26
+    c = Client(public_url, verbose=False)
+    c.predict(3, 0.7, api_name="/ui_sample")
+    update = c.predict("reddish", api_name="/ui_brush_class")
+    assert update["brush"]["default_color"] == "#ff0000" and update["brush"]["colors"] == ["#000000", "#ff0000"]
+    assert "not in the list of choices: ['other', 'reddish']" in error_of(c.predict, "nose",
+                                                                          api_name="/ui_brush_class")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
@@ -145,8 +145,8 @@ class PublicApi:
             try:
                 scales = json.loads(scales or "{}")
             except json.JSONDecodeError:
-                raise ValueError('scales must be a JSON object of preset name → scale, e.g. {"bigger_eyes": 0.8}') \
-                    from None
+                raise ValueError(f'scales must be a JSON object of preset name → scale, e.g. '
+                                 f'{{"{next(iter(engine.presets), "name")}": 0.8}}') from None
         if not isinstance(scales, dict) or not scales:
             raise ValueError(f"scales must name at least one preset with its scale; this model has "
                              f"{sorted(engine.presets) or 'none'}")
@@ -165,10 +165,10 @@ class PublicApi:
         return self._files(engine, engine.render(self._latent(engine, wplus)), {})
 
 
-def wire_public_api(api: PublicApi, c: ApiComponents) -> None:
-    """The endpoints, API-only (no UI trigger)."""
+def wire_public_api(api: PublicApi, c: ApiComponents, gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
+    """The endpoints, API-only (no UI trigger); ``gpu`` wraps the ones that run the model (ZeroGPU)."""
     def endpoint(fn, inputs, outputs, name, group):
-        gr.on([], fn, inputs, outputs, api_name=name, api_description=" ".join(fn.__doc__.split()), **group)
+        gr.on([], gpu(fn), inputs, outputs, api_name=name, api_description=" ".join(fn.__doc__.split()), **group)
 
     files = [c.image, c.labels, c.wplus_out, c.info]
     endpoint(api.sample, [c.seed, c.truncation], files, "sample", QUICK_JOBS)

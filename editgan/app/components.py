@@ -77,16 +77,25 @@ def check_layer_header(file) -> None:
                        f"({MAX_CANVAS_SIDE}×{MAX_CANVAS_SIDE}): reload the page and paint again", print_exception=False)
 
 
-def brush(engine: EditGANModel | None) -> gr.Brush:
-    """A brush that offers exactly the class colors, sized to about two label pixels."""
+def brush_size(engine: EditGANModel | None) -> int:
+    """Canvas pixels: about 1/40 of the canvas's side and at least two label pixels, whatever the model's size (a
+    512-px model is shown at scale 1, where two label pixels would be a 2-px brush)."""
+    if engine is None:
+        return 16
+    height, width = engine.config.box[2:]
+    k = views.canvas_scale(height, width)
+    return max(2 * k, round(k * max(height, width) / 40))
+
+
+def brush(engine: EditGANModel | None, color: str | None = None) -> gr.Brush:
+    """A brush that offers exactly the class colors (``color`` first when given)."""
     palette = [hex_color(c) for c in engine.config.palette] if engine and engine.has_segmenter else ["#ff0000"]
-    size = 2 * views.canvas_scale(*engine.config.box[2:]) if engine else 16
-    return gr.Brush(colors=palette, default_color=palette[min(1, len(palette) - 1)], color_mode="fixed",
-                    default_size=size)
+    default = color if color in palette else palette[min(1, len(palette) - 1)]
+    return gr.Brush(colors=palette, default_color=default, color_mode="fixed", default_size=brush_size(engine))
 
 
 def eraser(engine: EditGANModel | None) -> gr.Eraser:
-    return gr.Eraser(default_size=2 * views.canvas_scale(*engine.config.box[2:]) if engine else 16)
+    return gr.Eraser(default_size=brush_size(engine))
 
 
 @dataclass
@@ -163,22 +172,34 @@ class PicturePanel:
     picture: gr.Image
     labels: gr.Image
     blend: gr.Image
-    legend: gr.HTML
     status: gr.Markdown
 
 
-def picture_panel(engine: EditGANModel | None, load_error: str) -> PicturePanel:
+def picture_panel(load_error: str) -> PicturePanel:
     with gr.Row():
         picture = gr.Image(label="Image", interactive=False, format="png", elem_id="picture")
         labels = gr.Image(label="Label map", interactive=False, format="png", elem_id="labels")
         blended = gr.Image(label="Blend", interactive=False, format="png", elem_id="blend")
-    legend = gr.HTML(views.legend_html(engine) if engine else "", elem_id="legend")
     status = gr.Markdown(load_error and f"Could not load the model: {load_error}", elem_id="status")
-    return PicturePanel(picture, labels, blended, legend, status)
+    return PicturePanel(picture, labels, blended, status)
+
+
+def class_choices(engine: EditGANModel | None) -> list[str]:
+    return list(engine.config.class_names) if engine and engine.has_segmenter else []
+
+
+def default_class(engine: EditGANModel | None) -> str | None:
+    """The class the brush starts with: the first after the background."""
+    names = class_choices(engine)
+    return names[min(1, len(names) - 1)] if names else None
 
 
 @dataclass
 class PaintPanel:
+    legend: gr.HTML
+    """Class names beside their colors, just above the canvas (the brush's swatches have no names)."""
+    brush_class: gr.Dropdown
+    """Picks the brush's class by name: the brush takes its color."""
     editor: gr.ImageEditor
     steps: gr.Slider
     edit: gr.Button
@@ -188,8 +209,11 @@ class PaintPanel:
 
 
 def paint_panel(engine: EditGANModel | None) -> PaintPanel:
-    gr.Markdown("### Paint the label map\nPick a class color (the palette holds exactly the classes), paint where "
-                "the picture should change, then press **Edit**. The eraser removes paint.")
+    gr.Markdown("### Paint the label map\nPick a class (by name below, or its color in the brush's palette), paint "
+                "where the picture should change, then press **Edit**. The eraser removes paint.")
+    legend = gr.HTML(views.legend_html(engine) if engine else "", elem_id="legend")
+    brush_class = gr.Dropdown(class_choices(engine), value=default_class(engine), label="Brush class",
+                              interactive=bool(class_choices(engine)), elem_id="brush-class")
     editor = bounded_editor(label="Label map (enlarged)", type="numpy", image_mode="RGBA", format="png", sources=[],
                             transforms=[], layers=False, brush=brush(engine), eraser=eraser(engine),
                             canvas_size=(views.CANVAS_SIDE, views.CANVAS_SIDE), interactive=True,
@@ -199,7 +223,7 @@ def paint_panel(engine: EditGANModel | None) -> PaintPanel:
         edit = gr.Button("Edit", variant="primary", elem_id="edit", interactive=bool(engine and engine.has_segmenter))
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
     cancel_reply = gr.Textbox(visible=False, label="cancel")
-    return PaintPanel(editor, steps, edit, cancel, cancel_reply)
+    return PaintPanel(legend, brush_class, editor, steps, edit, cancel, cancel_reply)
 
 
 @dataclass
@@ -229,7 +253,8 @@ def vector_panel(engine: EditGANModel | None) -> VectorPanel:
                                 elem_id="refine-steps")
         refine = gr.Button("Refine", elem_id="refine")
     with gr.Row():
-        name = gr.Textbox(label="Vector name", placeholder="e.g. bigger_eyes", elem_id="vector-name")
+        name = gr.Textbox(label="Vector name", placeholder="letters, digits, _ - . (e.g. my_edit)",
+                          elem_id="vector-name")
         save = gr.Button("Save edit as vector", elem_id="save-vector")
     saved_file = gr.File(label="Saved vector (.safetensors)", interactive=False, height=90, elem_id="vector-file")
     upload = gr.File(label="Upload a vector (.safetensors)", file_types=[".safetensors"], type="filepath", height=120,
@@ -288,7 +313,7 @@ def studio_layout(engine: EditGANModel | None, default_model: str, choices: list
             with gr.Tab("Photo"):
                 photo = photo_panel(example_photos)
         with gr.Column(scale=3):
-            picture = picture_panel(engine, load_error)
+            picture = picture_panel(load_error)
     with gr.Row():
         with gr.Column(scale=3):
             paint = paint_panel(engine)

@@ -13,6 +13,7 @@ import gradio as gr
 from editgan.app.api import PublicApi, api_components, wire_public_api
 from editgan.app.components import Components, studio_layout
 from editgan.app.engines import ENGINES, EngineRegistry, model_key
+from editgan.app.gpu import gpu_runner
 from editgan.app.jobs import LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
 from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy, offered_models
 from editgan.app.renders import RenderCache
@@ -65,7 +66,7 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
         c = studio_layout(engine, policy.name_of(default_model), choices, load_error, photos, not public, state)
         studio = Studio(c, engines, default_model, device, scratch, RenderCache(), policy)
         wire_studio(demo, studio, c)
-        wire_public_api(PublicApi(engines, default_model, device, scratch, policy), api_components())
+        wire_public_api(PublicApi(engines, default_model, device, scratch, policy), api_components(), gpu_runner())
 
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     demo.studio = studio  # for tests and notebooks: the callbacks and their session logic
@@ -76,36 +77,41 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> None:
     """The page's events. Progress and error badges go on the status line, so pictures and canvas stay visible."""
     view = [c.state, c.picture.status, c.history.undo, c.history.redo, c.history.reset, c.picture.picture,
             c.history.compare, c.picture.labels, c.picture.blend, c.paint.editor, *c.vectors.sliders]
-    model_outputs = [*view, c.picture.legend, c.model.info, c.model.notice, c.paint.edit, c.sample.truncation,
-                     c.sample.seed]
+    model_outputs = [*view, c.paint.legend, c.paint.brush_class, c.model.info, c.model.notice, c.paint.edit,
+                     c.sample.truncation, c.sample.seed]
     p = c.photo
     photo_outputs = [c.state, c.picture.status, p.crop_preview, p.crop_size, p.crop_x, p.crop_y]
     shown = {**UI_EVENT, "show_progress_on": [c.picture.status]}
     long, quick, session = {**LONG_JOBS, **shown}, {**QUICK_JOBS, **shown}, {**SESSION_JOBS, **shown}
+    gpu = gpu_runner()  # model work inside @spaces.GPU on a ZeroGPU Space; a plain call elsewhere
 
-    demo.load(studio.start, [c.state], model_outputs, api_name="ui_start", **quick)
-    c.model.load.click(studio.load_model, [c.model.model], model_outputs, api_name="ui_load_model", **LOADS, **shown)
+    demo.load(gpu(studio.start), [c.state], model_outputs, api_name="ui_start", **quick)
+    c.model.load.click(gpu(studio.load_model), [c.model.model], model_outputs, api_name="ui_load_model", **LOADS,
+                       **shown)
     s = c.sample
-    s.sample.click(studio.sample, [c.state, s.seed, s.truncation], view, api_name="ui_sample", **quick)
-    s.dice.click(studio.random_sample, [c.state, s.truncation], [*view, s.seed], api_name="ui_random_sample", **quick)
-    s.examples.click(studio.example_seed, [c.state, s.examples, s.truncation], [*view, s.seed],
+    s.sample.click(gpu(studio.sample), [c.state, s.seed, s.truncation], view, api_name="ui_sample", **quick)
+    s.dice.click(gpu(studio.random_sample), [c.state, s.truncation], [*view, s.seed], api_name="ui_random_sample",
+                 **quick)
+    s.examples.click(gpu(studio.example_seed), [c.state, s.examples, s.truncation], [*view, s.seed],
                      api_name="ui_example_seed", **quick)
     p.upload.upload(studio.upload_photo, [c.state, p.upload], photo_outputs, api_name="ui_upload_photo", **session)
     gr.on([p.crop_size.input, p.crop_x.input, p.crop_y.input], studio.crop_preview,
           [c.state, p.crop_size, p.crop_x, p.crop_y], [p.crop_preview], api_name="ui_crop_preview",
           trigger_mode="always_last", show_progress="hidden", **SESSION_JOBS, **UI_EVENT)
-    p.embed.click(studio.embed, [c.state, p.crop_size, p.crop_x, p.crop_y, p.steps], [*view, p.crop_preview],
+    p.embed.click(gpu(studio.embed), [c.state, p.crop_size, p.crop_x, p.crop_y, p.steps], [*view, p.crop_preview],
                   api_name="ui_embed", **long)
-    p.examples.click(studio.example_photo, [c.state, p.examples, p.steps], [*view, *photo_outputs[2:], p.upload],
+    p.examples.click(gpu(studio.example_photo), [c.state, p.examples, p.steps], [*view, *photo_outputs[2:], p.upload],
                      api_name="ui_example_photo", **long)
     e = c.paint
-    e.edit.click(studio.edit, [c.state, e.editor, e.steps], view, api_name="ui_edit", **long)
-    e.cancel.click(studio.cancel, None, [e.cancel_reply], api_name="ui_cancel", concurrency_id="cancel", concurrency_limit=None,
-                   show_progress="hidden", **UI_EVENT)
+    e.brush_class.input(studio.pick_brush_class, [c.state, e.brush_class], [e.editor], api_name="ui_brush_class",
+                        show_progress="hidden", **SESSION_JOBS, **UI_EVENT)
+    e.edit.click(gpu(studio.edit), [c.state, e.editor, e.steps], view, api_name="ui_edit", **long)
+    e.cancel.click(studio.cancel, None, [e.cancel_reply], api_name="ui_cancel", concurrency_id="cancel",
+                   concurrency_limit=None, show_progress="hidden", **UI_EVENT)
     v = c.vectors
-    gr.on([slider.input for slider in v.sliders], studio.slide, [c.state, *v.sliders], view, api_name="ui_slide",
+    gr.on([slider.input for slider in v.sliders], gpu(studio.slide), [c.state, *v.sliders], view, api_name="ui_slide",
           trigger_mode="always_last", show_progress="hidden", **QUICK_JOBS, **UI_EVENT)
-    v.refine.click(studio.refine, [c.state, v.refine_steps, *v.sliders], view, api_name="ui_refine", **long)
+    v.refine.click(gpu(studio.refine), [c.state, v.refine_steps, *v.sliders], view, api_name="ui_refine", **long)
     v.save.click(studio.save_vector, [c.state, v.name], [*view, v.saved_file], api_name="ui_save_vector", **session)
     v.upload.upload(studio.upload_vector, [c.state, v.upload], view, api_name="ui_upload_vector", **session)
     h = c.history

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from editgan.app import views
-from editgan.app.components import FIRST_SEED, REFINE_CHOICES, Components, brush, eraser
+from editgan.app.components import FIRST_SEED, REFINE_CHOICES, Components, brush, class_choices, default_class, eraser
 from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import CancelFlags, run_cancellable
 from editgan.app.paint import decode_canvas
@@ -28,7 +28,7 @@ from editgan.app.policy import Policy
 from editgan.app.renders import RenderCache
 from editgan.app.scratch import ScratchSpace
 from editgan.app.session import Session
-from editgan.colors import colorize
+from editgan.colors import colorize, hex_color
 from editgan.engine.images import crop as crop_image
 from editgan.engine.images import load_image, square_box
 from editgan.engine.labels import apply_paint
@@ -213,7 +213,9 @@ class Studio:
 
     def model_view(self, session: Session, engine: EditGANModel) -> dict:
         c = self.c
-        return {c.picture.legend: views.legend_html(engine),
+        return {c.paint.legend: views.legend_html(engine),
+                c.paint.brush_class: gr.Dropdown(choices=class_choices(engine), value=default_class(engine),
+                                                 interactive=bool(class_choices(engine))),
                 c.model.info: views.model_info(engine, self.policy.name_of(session.model_id)),
                 c.model.notice: gr.Markdown(value=views.model_notice(engine)),
                 c.paint.edit: gr.Button(interactive=engine.has_segmenter),
@@ -233,6 +235,15 @@ class Studio:
                 yield show(next(reports))
             except StopIteration as done:
                 return done.value
+
+    @guarded
+    def pick_brush_class(self, state: Session | None, name: str | None) -> gr.ImageEditor:
+        """The brush takes the color of the class picked by name."""
+        _, engine = self.session(state)
+        names = engine.config.class_names
+        if name not in names:
+            raise ValueError(f"pick one of this model's classes: {', '.join(names) or 'none'}")
+        return gr.ImageEditor(brush=brush(engine, hex_color(engine.config.palette[names.index(name)])))
 
     # -- starting points ----------------------------------------------------------------------------------------
     @guarded
