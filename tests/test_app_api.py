@@ -305,7 +305,8 @@ def test_bad_input_gets_a_clear_message_and_the_session_stays_usable(url, tmp_pa
     (tmp_path / "notes.txt").write_text("hello")
     expect_error("invalid file type", c.predict, handle_file(str(tmp_path / "notes.txt")), api_name="/ui_upload_photo")
     (tmp_path / "fake.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
-    expect_error("not a readable image", c.predict, handle_file(str(tmp_path / "fake.png")), api_name="/ui_upload_photo")
+    expect_error("not a readable image", c.predict, handle_file(str(tmp_path / "fake.png")),
+                 api_name="/ui_upload_photo")
     good = tmp_path / "good.png"
     Image.new("RGB", (64, 64), (10, 20, 30)).save(good)
     (tmp_path / "cut.png").write_bytes(good.read_bytes()[:40])

@@ -75,7 +75,8 @@ def resolve(source: str | Path | None = None, revision: str | None = None, token
                                  f"(python -m editgan convert --help)")
         return path
     if not _REPO_ID.match(text):
-        raise ModelLoadError(f"unknown model {text!r}: not an embedded model ({', '.join(embedded_models()) or 'none'}),"
+        known = ", ".join(embedded_models()) or "none"
+        raise ModelLoadError(f"unknown model {text!r}: not an embedded model ({known}),"
                              f" not a folder, and not a Hub repo id of the form owner/name")
     return _download(text, revision, token, progress, cache_dir)
 
