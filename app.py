@@ -12,10 +12,12 @@ import os
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="EditGAN Studio: semantic image editing in the browser")
-    parser.add_argument("--model", default=None,
-                        help="embedded model name, Hub repo id (owner/name) or local folder (default: toy-faces)")
-    parser.add_argument("--models", default="",
-                        help="more models to offer, comma-separated (in public mode, the only other ones allowed)")
+    parser.add_argument("--model", default=os.environ.get("EDITGAN_MODEL") or None,
+                        help="embedded model name, Hub repo id (owner/name) or local folder (default: $EDITGAN_MODEL, "
+                             "else toy-faces)")
+    parser.add_argument("--models", default=os.environ.get("EDITGAN_MODELS", ""),
+                        help="more models to offer, comma-separated (in public mode, the only other ones allowed; "
+                             "default: $EDITGAN_MODELS)")
     parser.add_argument("--public", action="store_true",
                         help="public mode: visitors choose only among --model and --models, never a path or Hub id")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")

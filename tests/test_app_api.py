@@ -433,7 +433,8 @@ def test_app_py_wires_its_flags_to_launch(monkeypatch):
         return FakeDemo()
 
     monkeypatch.setattr(editgan.app, "build_demo", fake_build)
-    monkeypatch.delenv("SPACE_ID", raising=False)
+    for variable in ("SPACE_ID", "EDITGAN_MODEL", "EDITGAN_MODELS"):
+        monkeypatch.delenv(variable, raising=False)
     limits = editgan.app.launch_options()
     app.main(["--share", "--model", "owner/name", "--device", "cpu", "--port", "7000", "--host", "0.0.0.0"])
     assert calls["build"] == {"model": "owner/name", "device": "cpu", "public": True, "models": []}  # share: public
@@ -445,8 +446,9 @@ def test_app_py_wires_its_flags_to_launch(monkeypatch):
     app.main(["--public", "--models", "a/b, ./c"])
     assert calls["build"]["public"] is True and calls["build"]["models"] == ["a/b", "./c"]
     monkeypatch.setenv("SPACE_ID", "someone/editgan")  # a Hugging Face Space runs in public mode
+    monkeypatch.setenv("EDITGAN_MODELS", "org/cars,org/cats")  # and its variables name the models
     app.main([])
-    assert calls["build"]["public"] is True
+    assert calls["build"]["public"] is True and calls["build"]["models"] == ["org/cars", "org/cats"]
 
 
 def test_long_jobs_take_turns_and_quick_actions_do_not_queue_behind_them(url, model_folder):
