@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from editgan.engine.model import EditGANModel
-from editgan.modelio.checkpoint import save_weights
+from editgan.modelio.checkpoint import load_strict, read_weights, save_weights
 from editgan.modelio.config import GeneratorConfig, ModelConfig, PresetInfo, SegmenterSettings
 from editgan.networks.encoder import EncoderConfig, LatentEncoder
 from editgan.networks.segmenter import SegmenterConfig
@@ -59,9 +59,8 @@ def base_config(folder: Path) -> ModelConfig:
 
 
 def load_generator(folder: Path, config: ModelConfig) -> Generator:
-    from safetensors.torch import load_file
     g = Generator(**config.generator.kwargs())
-    g.load_state_dict(load_file(str(folder / "generator.safetensors")), strict=True)
+    load_strict(g, read_weights(folder / "generator.safetensors"), "generator.safetensors does not fit config.json")
     return g.eval().requires_grad_(False)
 
 
@@ -119,8 +118,7 @@ def stage_encoder(folder: Path, minutes: float, batch: int = 16) -> None:
     earlier_steps = 0
     if previous.is_file() and config.encoder == enc_config:
         # the generator was trained further: fine-tune the encoder it had rather than start again
-        from safetensors.torch import load_file
-        encoder.load_state_dict(load_file(str(previous)), strict=True)
+        load_strict(encoder, read_weights(previous), "encoder.safetensors does not fit the encoder")
         earlier_steps = int(config.extra.get("encoder_training", {}).get("steps", 0))
         log.info("encoder: continuing from %s (%d earlier steps)", previous, earlier_steps)
     with torch.no_grad():

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from editgan.modelio.checkpoint import save_weights
+from editgan.modelio.checkpoint import load_strict, read_weights, save_weights
 from editgan.networks.stylegan2 import Generator
 from editgan.toy import faces
 from editgan.toy.discriminator import FaceDiscriminator, discriminator_loss, generator_adversarial_loss, r1_penalty
@@ -265,14 +265,12 @@ def history_of(record: dict) -> dict:
 def load_exported(folder: Path, recipe: GeneratorRecipe | None = None) -> tuple[Generator, int, float]:
     """Resume from an exported model folder (the EMA weights; the optimizer restarts). Without a recipe the
     generator is built as the folder's record describes it."""
-    from safetensors.torch import load_file
-
     from editgan.modelio.config import GeneratorConfig
 
     state = exported_record(folder)
     g = (recipe.generator() if recipe is not None
          else Generator(**GeneratorConfig.from_dict(state["generator"]).kwargs()))
-    g.load_state_dict(load_file(str(folder / "generator.safetensors")), strict=True)
+    load_strict(g, read_weights(folder / "generator.safetensors"), "the exported generator does not fit the recipe")
     return g, int(state["step"]), float(state["cpu_seconds"])
 
 
