@@ -237,3 +237,38 @@ def test_the_cpu_keeps_the_banded_path_and_training_mode_refuses_the_dense_one()
     assert torch.equal(seg(feats), seg(feats, dense=False))
     with pytest.raises(ValueError, match="evaluation-mode"):
         seg(feats, dense=True)
+
+
+# -- the static-shape ROI read (what a captured edit step runs) -----------------------------------------------------
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_roi_table_sample_reads_the_same_logits_and_gradients_as_logits_at(mode):
+    seg, feats = segmenter_with_members(mode, 3, n_classes=4)
+    feats = [f[:1] for f in feats]
+    resolutions = [tuple(f.shape[-2:]) for f in feats]
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    region = ((yy - 12) ** 2 + (xx - 20) ** 2 <= 60).nonzero()  # 185 pixels
+    kinds = set()
+    for sample_size in (region.shape[0], 40, 7):  # whole region, then samples that make finer maps "corners"
+        table = seg.roi_table(region, (32, 32), resolutions, sample_size)
+        kinds.update(entry.kind for entry in table.entries.values())
+        sample = torch.randperm(region.shape[0], generator=torch.Generator().manual_seed(sample_size))
+        sample = sample[:sample_size].sort().values
+        target = torch.randint(0, 4, (sample_size,))
+        results = []
+        for static in (True, False):
+            leaves = [f.detach().clone().requires_grad_(True) for f in feats]
+            logits = (seg.logits_at_sample(leaves, table, sample) if static
+                      else seg.logits_at(leaves, region[sample], (32, 32)))
+            torch.nn.functional.cross_entropy(logits[0], target).backward()
+            results.append((logits.detach(), [f.grad for f in leaves]))
+        torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=1e-5)
+        for static_grad, grad in zip(results[0][1], results[1][1]):
+            torch.testing.assert_close(static_grad, grad, atol=1e-6, rtol=1e-4)
+    assert kinds == {"direct", "sources", "corners"}
+    with pytest.raises(ValueError, match="sample size"):
+        seg.roi_table(region, (32, 32), resolutions, region.shape[0] + 1)
+    with pytest.raises(ValueError, match="resolution of each"):
+        seg.roi_table(region, (32, 32), list(dict.fromkeys(resolutions)), 7)
+    doubled = seg.roi_table(region, (64, 64), [(2 * h, 2 * w) for h, w in resolutions], 7)
+    with pytest.raises(ValueError, match="made for maps"):
+        seg.logits_at_sample(feats, doubled, sample[:7])

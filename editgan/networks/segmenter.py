@@ -298,6 +298,86 @@ class Segmenter(nn.Module):
         n, p = total.shape[:2]
         return self._heads(total.reshape(n * p, -1)).reshape(n, p, -1)
 
+    def roi_table(self, pixels: torch.Tensor, size: tuple[int, int], resolutions: list[tuple[int, int]],
+                  sample_size: int) -> "RoiTable":
+        """Prepare the region ``pixels`` (R, 2) = (row, col) of the ``size`` canvas to be read ``sample_size``
+        pixels at a time by :meth:`logits_at_sample`, with shapes that do not depend on which pixels are drawn.
+
+        :meth:`logits_at` finds the source pixels a set of pixels reads with ``torch.unique`` and interpolates
+        with a sparse matrix built on the host: right for an eager loop, impossible to capture in a CUDA graph or
+        to compile without recompiling every step. Here every region pixel's four taps are found once. Per map
+        resolution: maps as large as the canvas are read at the pixels; a map whose region sources are no more
+        than the sample (the coarse ones) has all of them projected every step and the sample's taps gathered from
+        the projections; a finer one has the sample's four corners gathered from the map, interpolated, and only
+        then projected (the cheaper order when sources outnumber the sample). The same values as
+        :meth:`logits_at`, to rounding. The members' stacked first layers and folded heads are kept with the
+        table: valid while the segmenter's weights stay as they are (during one edit), in evaluation mode.
+        """
+        if self.training:
+            raise ValueError("a ROI table holds evaluation-mode heads (batch norms folded): call eval() first")
+        if len(resolutions) != len(self.config.feature_channels):
+            raise ValueError(f"a ROI table needs the resolution of each of the {len(self.config.feature_channels)} "
+                             f"feature maps, got {len(resolutions)}")
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, resolution in enumerate(resolutions):
+            groups.setdefault(tuple(resolution), []).append(i)
+        sample_size = int(sample_size)
+        if not 0 < sample_size <= pixels.shape[0]:
+            raise ValueError(f"sample size must be within 1..{pixels.shape[0]} (the region's pixels), got "
+                             f"{sample_size}")
+        entries = {}
+        for h, w in groups:
+            if (h, w) == tuple(size):
+                entries[(h, w)] = RoiEntry("direct", pixels[:, 0] * w + pixels[:, 1])
+                continue
+            corners, weights = tap_corners(bilinear_taps(pixels, (h, w), size, self.config.upsample_mode), w)
+            sources, columns = torch.unique(corners, return_inverse=True)
+            if sources.numel() <= sample_size:
+                entries[(h, w)] = RoiEntry("sources", sources, columns, weights.float())
+            else:
+                entries[(h, w)] = RoiEntry("corners", corners, None, weights.float())
+        with torch.no_grad():
+            first = self._members_first_weights(groups)
+            heads = self._fused_heads()
+        return RoiTable(tuple(size), groups, pixels.shape[0], sample_size, entries, first, heads)
+
+    def logits_at_sample(self, features: list[torch.Tensor], table: "RoiTable", sample: torch.Tensor
+                         ) -> torch.Tensor:
+        """Mean logits (N, S, n_classes) at the region pixels ``sample`` (S,) indexes (S = the table's sample
+        size, on the features' device), computed as :meth:`roi_table` describes. No host work, no shape that
+        depends on the data: what a captured or compiled edit step runs."""
+        self._check(features)
+        groups = self._resolution_groups(features)
+        if groups != table.groups:
+            raise ValueError(f"the ROI table was made for maps of sizes {list(table.groups)}, got {list(groups)}")
+        total = None
+        for resolution, indices in groups.items():
+            entry = table.entries[resolution]
+            weight = table.first_weights[resolution]
+            maps = [features[i].flatten(2) for i in indices]  # (N, C_i, h·w)
+            if entry.kind == "direct":
+                where = entry.index.index_select(0, sample)
+                part = _batched_transposed_matmul(torch.cat([f.index_select(2, where) for f in maps], 1), weight)
+            elif entry.kind == "sources":
+                projected = _batched_transposed_matmul(
+                    torch.cat([f.index_select(2, entry.index) for f in maps], 1), weight)  # (N, U, out)
+                columns = entry.columns.index_select(1, sample)  # (4, S)
+                weights = entry.weights.index_select(1, sample)
+                part = None
+                for k in range(4):
+                    tap = projected.index_select(1, columns[k]) * weights[k][None, :, None]
+                    part = tap if part is None else part + tap
+            else:
+                corners = entry.index.index_select(1, sample)  # (4, S) flat source indices
+                weights = entry.weights.index_select(1, sample)
+                source = torch.cat([f.index_select(2, corners.reshape(-1)) for f in maps], 1)
+                source = (source.unflatten(2, corners.shape) * weights[None, None]).sum(2)  # (N, C, S)
+                part = _batched_transposed_matmul(source, weight)
+            total = part if total is None else total + part
+        n, p = total.shape[:2]
+        h1 = self.members[0].first.out_features
+        return _fused_head_rows(total.reshape(n * p, -1), table.heads, len(self.members), h1).reshape(n, p, -1)
+
     def _heads(self, first: torch.Tensor) -> torch.Tensor:
         """Mean over members of everything after the first linear layer (without its bias), on (P, M·h1) rows."""
         h1 = self.members[0].first.out_features
@@ -307,10 +387,7 @@ class Segmenter(nn.Module):
             for member, hidden in zip(self.members, first.split(h1, dim=1)):
                 out = out + member.head(hidden + member.first.bias)
             return out / len(self.members)
-        fused = self._fused_heads()
-        hidden = (first + fused.bias1).relu_().view(first.shape[0], len(self.members), h1).transpose(0, 1)
-        hidden = torch.relu(torch.baddbmm(fused.bias2, hidden, fused.weight2))  # (M, P, h2)
-        return torch.bmm(hidden, fused.weight3).sum(0) + fused.bias3
+        return _fused_head_rows(first, self._fused_heads(), len(self.members), h1)
 
     def _fused_heads(self) -> "FusedHeads":
         """The members' heads in evaluation mode as three batched layers, each batch norm folded into the linear
@@ -366,6 +443,14 @@ def _project(source: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if n == 1:
         return (weight.T @ flat[0]).reshape(1, -1, h, w)
     return torch.matmul(weight.T, flat).reshape(n, -1, h, w)
+
+
+def _fused_head_rows(first: torch.Tensor, fused: "FusedHeads", m: int, h1: int) -> torch.Tensor:
+    """Mean logits (P, K) of ``m`` members from their first layers' outputs (P, m·h1) without bias, rows of
+    pixels: the members' remaining layers as two batched matrix products (see :class:`FusedHeads`)."""
+    hidden = (first + fused.bias1).relu_().view(first.shape[0], m, h1).transpose(0, 1)
+    hidden = torch.relu(torch.baddbmm(fused.bias2, hidden, fused.weight2))  # (M, P, h2)
+    return torch.bmm(hidden, fused.weight3).sum(0) + fused.bias3
 
 
 def _dense_heads(first: torch.Tensor, fused: "FusedHeads", members: slice, h1: int) -> torch.Tensor:
@@ -469,6 +554,32 @@ class PixelTaps:
     sources: dict[tuple[int, int], torch.Tensor]
     interpolate: InterpolationMatrix | None
     direct: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class RoiEntry:
+    """How :meth:`Segmenter.logits_at_sample` reads the maps of one resolution (see :meth:`Segmenter.roi_table`).
+    ``direct``: ``index`` (R,) the region pixels' flat indices. ``sources``: ``index`` (U,) the source pixels
+    the region reads, ``columns`` (4, R) each region pixel's taps among them, ``weights`` (4, R). ``corners``:
+    ``index`` (4, R) each region pixel's taps as flat indices into the map, ``weights`` (4, R)."""
+    kind: str
+    index: torch.Tensor
+    columns: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+
+
+@dataclass
+class RoiTable:
+    """A region prepared for reading a fixed-size sample of its pixels every step (see
+    :meth:`Segmenter.roi_table`)."""
+    size: tuple[int, int]
+    groups: dict[tuple[int, int], list[int]]
+    """Feature-map indices by resolution, as :meth:`Segmenter._resolution_groups` finds them."""
+    n_pixels: int
+    sample_size: int
+    entries: dict[tuple[int, int], RoiEntry]
+    first_weights: dict[tuple[int, int], torch.Tensor]
+    heads: "FusedHeads"
 
 
 @dataclass
