@@ -62,3 +62,37 @@ def test_cli_errors_are_one_line(folder, tmp_path, capsys):
     assert err.startswith("error: ") and "Traceback" not in err and "not a readable image" in err
     assert main(["sample", "--model", "nobody/nothing-here"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_the_cuda_rows_run_on_the_cpu_too(folder):
+    """What `bench --device cuda` adds, exercised here on the CPU: the dense map against the banded one, and the
+    switch rows, where a switch that cannot run says so in its row."""
+    import torch
+
+    from editgan import editing
+    from editgan.acceleration import SpeedOptions
+    from editgan.labels import region_of_interest
+
+    model = EditGANModel.from_folder(folder, device="cpu")
+    g, seg = model.generator, model.segmenter
+    w = model.mean_wplus.clone()
+    full = bench.full_label_map(g, seg, w, model.device, repeats=1, banded=True)
+    assert full["dense_ms"] > 0 and full["banded_ms"] > 0 and full["dense_vs_banded_max_abs_diff"] < 1e-4
+    assert full["dense_bands"] == 1 and full["dense_member_groups"] == 1
+    image, labels = editing.render(g, seg, w)
+    painted, target = bench._painted_disc(model, labels[0], 0.1)
+    roi = region_of_interest(labels[0], target, painted, [], 3)
+    rows = bench.speed_variants(model, w, target, roi, image, torch.randn_like(w[0]) * 0.1,
+                                {"eager": SpeedOptions(), "cuda_graph": SpeedOptions("cuda_graph")},
+                                edit_steps=6, refine_steps=2)
+    for row in rows.values():
+        assert "error" not in row, row
+        assert row["edit_s"] > 0 and row["edit_step_ms"] > 0 and row["refine_s"] > 0 and row["edit_steps"] == 6
+    assert rows["eager"]["vector_apply_ms"] > 0 and "log" not in rows["eager"]
+    assert rows["cuda_graph"]["edit_first_loss"] == rows["eager"]["edit_first_loss"]
+    assert any("running the optimization step eagerly" in m for m in rows["cuda_graph"]["log"])
+
+
+def test_the_1024_px_model_is_measured_on_cuda_only():
+    report = bench.run(["random-1024"], device="cpu", progress=lambda s: None)
+    assert "CUDA only" in report["models"]["random-1024"]["skipped"]

@@ -196,9 +196,7 @@ class Segmenter(nn.Module):
         fused = self._fused_heads()
         n, m = features[0].shape[0], len(self.members)
         h1 = self.members[0].first.out_features
-        budget = max(1, int(max_elements or DENSE_MAX_ELEMENTS))
-        members_per_group = max(1, min(m, budget // (n * width * h1)))
-        band_rows = max(1, min(height, budget // (n * width * h1 * members_per_group)))
+        members_per_group, band_rows = self.dense_plan(n, size, max_elements)
         dtype = torch.promote_types(features[0].dtype, fused.weight3.dtype)
         out = torch.empty(n, self.config.n_classes, height, width, device=features[0].device, dtype=dtype)
         for top in range(0, height, band_rows):
@@ -215,6 +213,15 @@ class Segmenter(nn.Module):
                 logits = part if logits is None else logits + part
             out[:, :, top:bottom] = logits + fused.bias3[:, None, None]
         return out
+
+    def dense_plan(self, batch: int, size: tuple[int, int], max_elements: int | None = None) -> tuple[int, int]:
+        """(members per group, rows per band) that :meth:`forward_dense` uses for ``batch`` maps on a ``size``
+        canvas under ``max_elements`` (default :data:`DENSE_MAX_ELEMENTS`)."""
+        m, h1 = len(self.members), self.members[0].first.out_features
+        height, width = size
+        budget = max(1, int(max_elements or DENSE_MAX_ELEMENTS))
+        members_per_group = max(1, min(m, budget // (batch * width * h1)))
+        return members_per_group, max(1, min(height, budget // (batch * width * h1 * members_per_group)))
 
     def _dense_first_layer(self, features: list[torch.Tensor], groups: dict[tuple[int, int], list[int]],
                            weights: dict[tuple[int, int], torch.Tensor],
