@@ -29,8 +29,11 @@ python -c "import sys, editgan.bench, editgan.cli, editgan.acceleration; \
 assert 'gradio' not in sys.modules, 'the engine imported gradio'" || status=1
 
 if python -c "import pytest" 2>/dev/null; then
-  timeout 200 python -m pytest -q -rs -p no:cacheprovider \
-      tests/test_acceleration.py tests/test_segmenter.py tests/test_editing.py tests/test_bench_cli.py \
+  # all of test_acceleration (its CUDA tests), the segmenter's dense and ROI-table tests, the editing tests, and
+  # the CLI test (sample, edit, apply, embed on the default device: CUDA there)
+  timeout 210 python -m pytest -q -rs -p no:cacheprovider --durations=10 tests/test_acceleration.py \
+      tests/test_segmenter.py tests/test_editing.py tests/test_bench_cli.py \
+      -k "(not test_segmenter or dense or roi_table or equal_naive) and (not test_bench_cli or cli_sample)" \
       > "$OUT/pytest.txt" 2>&1 || status=1
   tail -25 "$OUT/pytest.txt"
 else
@@ -38,7 +41,7 @@ else
   status=1
 fi
 
-timeout 330 python -m editgan bench --device cuda --models embedded,random-512,random-1024 --full --repeats 2 \
+timeout 300 python -m editgan bench --device cuda --models embedded,random-512,random-1024 --full --repeats 2 \
     --json "$OUT/bench_cuda.json" > "$OUT/bench_cuda.log" 2>&1 || status=1
 tail -5 "$OUT/bench_cuda.log"
 exit $status
