@@ -13,11 +13,12 @@ a capture or compile that fails) the loop runs eagerly, exactly as without it, a
 - ``step="compile"``: the same static loss through ``torch.compile`` (``mode="reduce-overhead"`` on CUDA, which
   also uses CUDA graphs); the first compile of a shape takes tens of seconds.
 - ``step="static"``: the static loss run eagerly: what the two above capture, for tests and debugging.
-- ``tf32``: TF32 matrix products and convolutions for the loop's duration, on CUDA only (elsewhere nothing).
+- ``tf32``: TF32 matrix products for the loop's duration, on CUDA only (elsewhere nothing); cuDNN convolutions
+  are TF32 already by PyTorch's default, which this leaves alone when off.
 - ``bf16``: the loss's forward (generator, segmentation branch, losses) under bf16 autocast, on any device;
   w+, its gradient and Adam stay fp32. Its effect on edit quality is to be measured (``python -m editgan
-  evaluate``). On the CPU it runs too (this CPU's AVX512-bf16 made the generator 25-30 % faster; results
-  differ from fp32 by bf16 rounding).
+  evaluate``). It is allowed on the CPU too, where it runs and stays near fp32 (tests/test_acceleration.py);
+  reference/cpu_performance_notes.md measured the generator 25-30 % faster with it on CPUs with AVX512-bf16.
 """
 from __future__ import annotations
 
@@ -75,6 +76,12 @@ def warn_once(key: str, message: str, *args: object) -> None:
             return
         _warned.add(key)
     log.warning(message, *args)
+
+
+def forget_warnings() -> None:
+    """Let every once-per-process warning be logged again (a benchmark reports fallbacks per measurement)."""
+    with _warned_lock:
+        _warned.clear()
 
 
 @contextlib.contextmanager

@@ -264,16 +264,18 @@ def test_the_cuda_graph_step_replays_the_static_one(cuda_model, max_roi_pixels, 
 
 @CUDA
 def test_refine_and_embed_run_in_cuda_graphs(cuda_model, fresh_warnings, caplog):
+    """Against the same static loss run eagerly: the graph replays its kernels (the eager loss differs from it by
+    rounding, which Adam's sign-following first steps can amplify; see assert_near_fp32)."""
     g, seg, wplus = cuda_model
     vector = torch.randn_like(wplus[0]) * 0.3
     with caplog.at_level(logging.WARNING, logger="editgan.acceleration"):
         refined = [apply_vector(g, seg, wplus[1:2], vector, 1.0, 6, [1],
-                                options=EditOptions(speed=SpeedOptions(mode))) for mode in ("eager", "cuda_graph")]
+                                options=EditOptions(speed=SpeedOptions(mode))) for mode in ("static", "cuda_graph")]
         with torch.no_grad():
             target = g.synthesis(wplus[2:3])
         mean = g.to_wplus(g.mean_latent(512))
         embedded = [embed(g, target, options=EmbedOptions(steps=8, lr=0.05, speed=SpeedOptions(mode)),
-                          mean_wplus=mean) for mode in ("eager", "cuda_graph")]
+                          mean_wplus=mean) for mode in ("static", "cuda_graph")]
     assert not caplog.records, [r.getMessage() for r in caplog.records]  # no fallback was taken
     assert_same_run(refined[1], refined[0])
     assert_same_run(embedded[1], embedded[0])
