@@ -7,6 +7,16 @@ segmentation branch's peak memory, factorized vs naive. Times are medians over r
 generator's forward+backward and the edit step, whose ratio is the edit loop's overhead, over 4× as many).
 On the big random models, the 100-step edit and 30-step refine are extrapolated from the measured step time
 unless ``--full`` is given (on a 2-core CPU they would take many minutes); the JSON says which.
+
+The segmentation branch's full map is measured three ways, each in a fresh process for its peak memory: the
+banded path (``factorized``, the CPU's), DatasetGAN's naive one and the dense path (CUDA's and MPS's).
+
+On CUDA there is more (``--device cuda``): a 1024-px config-f model (``random-1024``, too slow for a CPU), the
+dense full map warm in this process (time, peak memory, with and without TF32, against the banded path), the peak
+GPU memory of a 100-step edit, and ``speed_variants``: a 100-step edit (``edit_s``), its step time, a 30-step
+refine (``refine_s``) and the slider under each of the switches of :mod:`editgan.engine.acceleration` (eager, TF32,
+bf16, CUDA graph alone and with each, torch.compile at 512 px only: its compile takes tens of seconds per
+shape), with any fallback the loop took logged into the row.
 """
 from __future__ import annotations
 
@@ -22,7 +32,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from editgan.engine import editing
+from editgan.engine import acceleration, editing
+from editgan.engine.acceleration import SpeedOptions, tf32
 from editgan.engine.editing import EditOptions
 from editgan.engine.labels import region_of_interest
 from editgan.engine.model import EditGANModel, choose_device
@@ -34,8 +45,21 @@ from editgan.networks.stylegan2 import Generator
 
 log = logging.getLogger(__name__)
 
-RANDOM_MODELS = {"random-256": 256, "random-512": 512}
+RANDOM_MODELS = {"random-256": 256, "random-512": 512, "random-1024": 1024}
+CUDA_ONLY_MODELS = {"random-1024"}
+DEFAULT_MODELS = ["embedded", "random-256", "random-512"]
 STEP_SAMPLES_PER_REPEAT = 4
+SPEED_VARIANTS = {
+    "eager": SpeedOptions(),
+    "tf32": SpeedOptions(tf32=True),
+    "bf16": SpeedOptions(bf16=True),
+    "cuda_graph": SpeedOptions("cuda_graph"),
+    "cuda_graph+tf32": SpeedOptions("cuda_graph", tf32=True),
+    "cuda_graph+bf16": SpeedOptions("cuda_graph", bf16=True),
+    "compile": SpeedOptions("compile"),
+}
+COMPILE_MAX_SIZE = 512
+"""torch.compile is measured up to this size: its compile takes tens of seconds for every new shape."""
 
 
 def _sync(device: torch.device) -> None:
@@ -129,9 +153,12 @@ def bench_model(name: str, model: EditGANModel, repeats: int, full: bool, memory
 
     measure_full = full or name == "embedded"
     if measure_full:
+        _reset_peak(device)
         start = time.perf_counter()
         editing.optimize_toward_labels(g, seg, w, target, roi, image, model.perceptual, EditOptions(steps=100))
         result["edit_100_steps_s"] = round(time.perf_counter() - start, 2)
+        if device.type == "cuda":
+            result["edit_peak_MB"] = _peak_MB(device)
     else:
         result["edit_100_steps_s"] = round(result["edit_step_ms"] * 100 / 1000, 1)
         result["edit_100_steps_extrapolated"] = True
@@ -148,8 +175,130 @@ def bench_model(name: str, model: EditGANModel, repeats: int, full: bool, memory
         result["refine_30_steps_extrapolated"] = True
 
     members = memory_members or seg.config.n_members
-    result["segmenter_memory"] = segmenter_memory(g, seg.config, members, device)
+    if g.size >= 1024:  # the naive map would hold 25 GB a member, the banded one takes many seconds
+        result["segmenter_memory"] = {"skipped": "at 1024 px only the dense path is measured (full_label_map)"}
+    else:
+        result["segmenter_memory"] = segmenter_memory(g, seg.config, members, device)
+    if device.type in ("cuda", "mps"):
+        result["full_label_map"] = full_label_map(g, seg, w, device, repeats, banded=g.size <= 512)
+    if device.type == "cuda":
+        variants = {k: v for k, v in SPEED_VARIANTS.items() if k != "compile" or g.size <= COMPILE_MAX_SIZE}
+        result["speed_variants"] = speed_variants(model, w, target, roi, image, vector, variants)
     return result
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_MB(device: torch.device) -> float | None:
+    """Peak memory allocated on ``device`` since the last reset, everything included (the model's weights too):
+    what has to fit on the card. None off CUDA."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    return round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
+
+
+def full_label_map(g: Generator, seg: Segmenter, w: torch.Tensor, device: torch.device, repeats: int,
+                   banded: bool) -> dict:
+    """The full label map on the device, warm, in this process: the dense path (its time, with and without
+    TF32, and its peak memory beyond what was allocated before it) and, for comparison, the banded one."""
+    with torch.no_grad():
+        image, feats = g.synthesis(w, return_features=True)
+        size = tuple(image.shape[-2:])
+        members, rows = seg.dense_plan(1, size)
+        out: dict = {"members": seg.config.n_members, "classes": seg.config.n_classes,
+                     "dense_bands": -(-size[0] // rows), "dense_member_groups": -(-seg.config.n_members // members)}
+        out["dense_ms"] = median_ms(lambda: seg(feats, size, dense=True), device, repeats)
+        if device.type == "cuda":
+            with tf32(device, True):
+                out["dense_tf32_ms"] = median_ms(lambda: seg(feats, size, dense=True), device, repeats)
+            torch.cuda.synchronize(device)
+            base = torch.cuda.memory_allocated(device)
+            _reset_peak(device)
+            dense = seg(feats, size, dense=True)
+            peak = torch.cuda.max_memory_allocated(device)
+            out["dense_peak_MB"] = round((peak - base) / 2 ** 20, 1)
+            out["dense_peak_measured_as"] = "CUDA max_memory_allocated above the allocation before the call " \
+                                            "(features and weights excluded, the logits included)"
+            out["dense_peak_total_MB"] = round(peak / 2 ** 20, 1)  # with the model and the feature maps
+        else:
+            dense = seg(feats, size, dense=True)
+        if banded:
+            out["banded_ms"] = median_ms(lambda: seg(feats, size, dense=False), device, max(1, repeats // 2))
+            out["dense_vs_banded_max_abs_diff"] = float((dense - seg(feats, size, dense=False)).abs().max())
+    return out
+
+
+class _LogRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def speed_variants(model: EditGANModel, w: torch.Tensor, target: torch.Tensor, roi: torch.Tensor,
+                   image: torch.Tensor, vector: torch.Tensor, variants: dict[str, SpeedOptions],
+                   edit_steps: int = 100, refine_steps: int = 30) -> dict:
+    """Each switch combination on the same edit: the ``edit_steps`` edit (wall time ``edit_s``, including a
+    capture or compile in its first step, which is also given alone), the median step after the first three,
+    its peak GPU memory and losses, the ``refine_steps`` refine (not compiled: that would compile again), and
+    the slider where the switch reaches it (TF32). A variant that fails is reported as such; what the acceleration
+    module logged (a fallback to eager, a capture) is kept in its row."""
+    g, seg, device = model.generator, model.segmenter, model.device
+    logger = logging.getLogger("editgan.engine.acceleration")
+    out: dict = {}
+    for name, speed in variants.items():
+        records = _LogRecords()
+        logger.addHandler(records)
+        level = logger.level
+        logger.setLevel(logging.INFO)
+        acceleration.forget_warnings()  # a fallback is worth a line in every row it happens in
+        row: dict = {}
+        try:
+            _reset_peak(device)
+            stamps = [time.perf_counter()]
+            result = editing.optimize_toward_labels(
+                g, seg, w, target, roi, image, model.perceptual, EditOptions(steps=edit_steps, speed=speed),
+                on_step=lambda info: stamps.append(time.perf_counter()))
+            row["edit_steps"] = edit_steps
+            row["edit_s"] = round(stamps[-1] - stamps[0], 2)
+            row["edit_first_step_s"] = round(stamps[1] - stamps[0], 2)
+            row["edit_step_ms"] = round(statistics.median(
+                [(b - a) * 1000 for a, b in zip(stamps[3:], stamps[4:])]), 2)
+            if device.type == "cuda":
+                row["edit_peak_MB"] = _peak_MB(device)
+            row["edit_first_loss"] = round(result.losses[0], 5)
+            row["edit_best_loss"] = round(min(result.losses), 5)
+            if speed.step == "compile":  # its shapes differ from the edit's: another compile of tens of seconds
+                row["refine_s"] = "not measured: it would compile again"
+            else:
+                start = time.perf_counter()
+                editing.apply_vector(g, seg, w, vector, 1.0, refine_steps, [1], model.perceptual,
+                                     EditOptions(speed=speed))
+                _sync(device)
+                row["refine_steps"] = refine_steps
+                row["refine_s"] = round(time.perf_counter() - start, 2)
+            if speed.step == "eager" and not speed.bf16:
+                preset = [(_vector_like(model, vector), 1.0)]
+                with tf32(device, speed.tf32):
+                    row["vector_apply_ms"] = median_ms(lambda: model.apply_vectors(w[0].cpu().numpy(), preset),
+                                                       device, 3)
+        except Exception as e:  # noqa: BLE001 - one broken switch must not cost the other rows
+            log.exception("speed variant %s failed", name)
+            row["error"] = f"{type(e).__name__}: {e}"
+        finally:
+            logger.removeHandler(records)
+            logger.setLevel(level)
+        if records.messages:
+            row["log"] = records.messages
+        out[name] = row
+    return out
 
 
 def _vector_like(model: EditGANModel, delta: torch.Tensor):
@@ -174,7 +323,10 @@ def _memory_child(shapes: list[tuple[int, int, int]], config: dict, path: str, d
         base = _reset_peak_rss()
     start = time.perf_counter()
     with torch.no_grad():
-        out = seg(feats, size) if path == "factorized" else seg.forward_naive(feats, size)
+        if path == "naive":
+            out = seg.forward_naive(feats, size)
+        else:
+            out = seg(feats, size, dense=path == "dense")
     if dev.type == "cuda":
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
@@ -204,7 +356,8 @@ def _reset_peak_rss() -> int:
 
 
 def segmenter_memory(g: Generator, config: SegmenterConfig, members: int, device: torch.device) -> dict:
-    """Peak extra memory of one segmentation of a full canvas, factorized vs DatasetGAN's naive path."""
+    """Peak extra memory of one segmentation of a full canvas: the banded factorized path, DatasetGAN's naive
+    one and the dense factorized one."""
     shapes = [(c, r, r) for c, r in zip(g.feature_channels(), g.feature_resolutions())]
     cfg = SegmenterConfig(config.feature_channels, config.n_classes, members, config.hidden,
                           config.upsample_mode).to_dict()
@@ -212,7 +365,7 @@ def segmenter_memory(g: Generator, config: SegmenterConfig, members: int, device
     out: dict = {"members": members, "measured_as": "CUDA max_memory_allocated" if device.type == "cuda"
                  else "peak RSS above the RSS before the call (VmHWM after a clear_refs reset), with glibc "
                       "returning freed memory at once"}
-    for path in ("factorized", "naive"):
+    for path in ("factorized", "naive", "dense"):
         queue = ctx.Queue()
         proc = ctx.Process(target=_memory_child, args=(shapes, cfg, path, str(device), queue))
         proc.start()
@@ -223,9 +376,13 @@ def segmenter_memory(g: Generator, config: SegmenterConfig, members: int, device
     return out
 
 
-def run(models: list[str], repeats: int = 3, full: bool = False, device: str | None = None,
+def run(models: list[str] | None = None, repeats: int = 3, full: bool = False, device: str | None = None,
         json_path: Path | None = None, progress: Callable[[str], None] = print) -> dict:
+    """Benchmark ``models`` (default: the embedded one and the random 256- and 512-px ones, and on CUDA the
+    1024-px one too) on ``device``; write the report to ``json_path`` as it grows."""
     dev = choose_device(device)
+    if models is None:
+        models = DEFAULT_MODELS + (sorted(CUDA_ONLY_MODELS) if dev.type == "cuda" else [])
     report: dict = {"device": _device_name(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "date": time.strftime("%Y-%m-%d %H:%M"), "repeats": repeats, "models": {}}
     for name in models:
@@ -236,15 +393,26 @@ def run(models: list[str], repeats: int = 3, full: bool = False, device: str | N
                 continue
             model = EditGANModel.load(None, dev)
             members = None
+        elif name in CUDA_ONLY_MODELS and dev.type != "cuda":
+            report["models"][name] = {"skipped": "measured on CUDA only (--device cuda): minutes a step on a CPU"}
+            continue
         elif name in RANDOM_MODELS:
             model = random_model(RANDOM_MODELS[name], dev)
             members = 2 if RANDOM_MODELS[name] >= 512 else None  # naive 512 px with 10 members: 8 TFLOP
         else:
             raise ValueError(f"unknown benchmark model {name!r}; choose from embedded, {', '.join(RANDOM_MODELS)}")
-        report["models"][name] = bench_model(name, model, repeats, full, members)
+        try:
+            report["models"][name] = bench_model(name, model, repeats, full, members)
+        except torch.OutOfMemoryError as e:  # a card too small for one model keeps the other rows
+            report["models"][name] = {"error": f"out of memory: {e}"}
+        del model  # before the next model is built: its peak memory is its own
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
         progress(json.dumps({name: report["models"][name]}, indent=1))
         if json_path is not None:  # write as we go: a long run keeps what it measured
             json_path.write_text(json.dumps(report, indent=1) + "\n")
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=1) + "\n")
     return report
 
 

@@ -78,7 +78,7 @@ def cmd_bench(args) -> None:
             print(json.dumps(report, indent=1))
         return
     from editgan.bench import run
-    report = run(args.models.split(","), args.repeats, args.full, args.device, args.json)
+    report = run(args.models.split(",") if args.models else None, args.repeats, args.full, args.device, args.json)
     if args.json:
         print(f"wrote {args.json}")
     else:
@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="speed and memory benchmark, as JSON")
     p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--models", default="embedded,random-256,random-512")
+    p.add_argument("--models", default=None, help="comma-separated: embedded, random-256, random-512, random-1024 "
+                                                  "(CUDA only); default all but random-1024 on a CPU")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--full", action="store_true", help="run 100-step edits on the big models too (slow on CPU)")
     p.add_argument("--device", default=None)

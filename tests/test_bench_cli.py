@@ -66,3 +66,37 @@ def test_cli_errors_are_one_line(folder, tmp_path, capsys):
     assert main(["edit", "--model", str(folder), str(tmp_path / "s" / "wplus.npy"), str(tmp_path / "wide.png")]) == 2
     err = capsys.readouterr().err
     assert "the label map is 40×32; this model's maps are 32×32" in err and "Traceback" not in err
+
+
+def test_the_cuda_rows_run_on_the_cpu_too(folder):
+    """What `bench --device cuda` adds, exercised here on the CPU: the dense map against the banded one, and the
+    switch rows, where a switch that cannot run says so in its row."""
+    import torch
+
+    from editgan.engine import editing
+    from editgan.engine.acceleration import SpeedOptions
+    from editgan.engine.labels import region_of_interest
+
+    model = EditGANModel.from_folder(folder, device="cpu")
+    g, seg = model.generator, model.segmenter
+    w = model.mean_wplus.clone()
+    full = bench.full_label_map(g, seg, w, model.device, repeats=1, banded=True)
+    assert full["dense_ms"] > 0 and full["banded_ms"] > 0 and full["dense_vs_banded_max_abs_diff"] < 1e-4
+    assert full["dense_bands"] == 1 and full["dense_member_groups"] == 1
+    image, labels = editing.render(g, seg, w)
+    painted, target = bench._painted_disc(model, labels[0], 0.1)
+    roi = region_of_interest(labels[0], target, painted, [], 3)
+    rows = bench.speed_variants(model, w, target, roi, image, torch.randn_like(w[0]) * 0.1,
+                                {"eager": SpeedOptions(), "cuda_graph": SpeedOptions("cuda_graph")},
+                                edit_steps=6, refine_steps=2)
+    for row in rows.values():
+        assert "error" not in row, row
+        assert row["edit_s"] > 0 and row["edit_step_ms"] > 0 and row["refine_s"] > 0 and row["edit_steps"] == 6
+    assert rows["eager"]["vector_apply_ms"] > 0 and "log" not in rows["eager"]
+    assert rows["cuda_graph"]["edit_first_loss"] == rows["eager"]["edit_first_loss"]
+    assert any("running the optimization step eagerly" in m for m in rows["cuda_graph"]["log"])
+
+
+def test_the_1024_px_model_is_measured_on_cuda_only():
+    report = bench.run(["random-1024"], device="cpu", progress=lambda s: None)
+    assert "CUDA only" in report["models"]["random-1024"]["skipped"]

@@ -161,3 +161,114 @@ def test_sparse_and_gathered_interpolation_agree():
     torch.testing.assert_close(results[0][0], expected)
     torch.testing.assert_close(results[1][0], expected)
     torch.testing.assert_close(results[0][1], results[1][1])
+
+
+# -- the dense full map (the path CUDA and MPS take) -----------------------------------------------------------------
+def segmenter_with_members(mode: str, n_members: int, n_classes: int = 5) -> tuple[Segmenter, list[torch.Tensor]]:
+    g = tiny_generator()
+    seg = Segmenter(SegmenterConfig(tuple(g.feature_channels()), n_classes=n_classes, n_members=n_members,
+                                    upsample_mode=mode)).eval()
+    randomize_batchnorm(seg)
+    _, feats = g.synthesis(g.to_wplus(g.mapping(torch.randn(2, 32))), return_features=True)
+    return seg, feats
+
+
+ROW = 2 * 32 * 128  # first-layer elements of one canvas row of one member: batch 2, 32 px wide, h1 = 128
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("n_members", [1, 3])
+@pytest.mark.parametrize("size", [None, (40, 40), (30, 50), (17, 9)], ids=["canvas", "up", "odd", "down"])
+@torch.no_grad()
+def test_dense_full_map_equals_naive_and_banded(mode, n_members, size):
+    seg, feats = segmenter_with_members(mode, n_members)
+    naive, banded = seg.forward_naive(feats, size), seg(feats, size, dense=False)
+    for max_elements in (None, 3 * ROW * n_members, 2 * ROW, 1):  # whole, 3-row bands, member groups, 1 by 1
+        dense = seg(feats, size, dense=True, max_elements=max_elements)
+        assert dense.shape == naive.shape
+        torch.testing.assert_close(dense, naive, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(dense, banded, atol=1e-5, rtol=1e-5)
+    top2 = banded.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 1e-4  # labels can only differ where two logits tie within rounding
+    assert torch.equal(seg.forward_dense(feats, size).argmax(1)[clear], banded.argmax(1)[clear])
+
+
+@torch.no_grad()
+def test_dense_bands_and_member_groups_keep_within_the_bound_and_do_not_change_the_result(monkeypatch):
+    seg, feats = segmenter_with_members("bilinear", 3)
+    whole = seg.forward_dense(feats)
+    seen = []
+    original = Segmenter._dense_first_layer
+
+    def spy(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        seen.append(out.shape)
+        return out
+    monkeypatch.setattr(Segmenter, "_dense_first_layer", spy)
+    for max_elements, expected_rows, expected_members in ((3 * ROW * 3, 3, 3), (2 * ROW, 1, 2), (ROW, 1, 1)):
+        seen.clear()
+        out = seg.forward_dense(feats, max_elements=max_elements)
+        torch.testing.assert_close(out, whole, atol=1e-6, rtol=1e-6)
+        assert all(shape.numel() <= max_elements for shape in seen)
+        assert max(shape[2] for shape in seen) == expected_rows
+        assert max(shape[1] for shape in seen) == expected_members * 128
+        assert sum(shape[2] * shape[1] for shape in seen) == 32 * 3 * 128  # every row of every member once
+    assert seen[-1][2] == 1 and len(seen) == 32 * 3
+
+
+@torch.no_grad()
+def test_dense_path_builds_no_interpolation_matrices(monkeypatch):
+    """The device path must not do per-band host work: no taps, no sparse matrices."""
+    seg, feats = segmenter_with_members("bilinear", 2)
+    expected = seg(feats, dense=False)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the dense path built pixel taps")
+    monkeypatch.setattr(Segmenter, "pixel_taps", forbidden)
+    monkeypatch.setattr(InterpolationMatrix, "__call__", forbidden)
+    torch.testing.assert_close(seg(feats, dense=True, max_elements=3 * ROW * 2), expected, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_the_cpu_keeps_the_banded_path_and_training_mode_refuses_the_dense_one():
+    seg, feats = segmenter_with_members("bilinear", 2)
+    assert torch.equal(seg(feats), seg(feats, dense=False))  # CPU results stay what they were
+    seg.train()
+    assert torch.equal(seg(feats), seg(feats, dense=False))
+    with pytest.raises(ValueError, match="evaluation-mode"):
+        seg(feats, dense=True)
+
+
+# -- the static-shape ROI read (what a captured edit step runs) -----------------------------------------------------
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_roi_table_sample_reads_the_same_logits_and_gradients_as_logits_at(mode):
+    seg, feats = segmenter_with_members(mode, 3, n_classes=4)
+    feats = [f[:1] for f in feats]
+    resolutions = [tuple(f.shape[-2:]) for f in feats]
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    region = ((yy - 12) ** 2 + (xx - 20) ** 2 <= 60).nonzero()  # 185 pixels
+    kinds = set()
+    for sample_size in (region.shape[0], 40, 7):  # whole region, then samples that make finer maps "corners"
+        table = seg.roi_table(region, (32, 32), resolutions, sample_size)
+        kinds.update(entry.kind for entry in table.entries.values())
+        sample = torch.randperm(region.shape[0], generator=torch.Generator().manual_seed(sample_size))
+        sample = sample[:sample_size].sort().values
+        target = torch.randint(0, 4, (sample_size,))
+        results = []
+        for static in (True, False):
+            leaves = [f.detach().clone().requires_grad_(True) for f in feats]
+            logits = (seg.logits_at_sample(leaves, table, sample) if static
+                      else seg.logits_at(leaves, region[sample], (32, 32)))
+            torch.nn.functional.cross_entropy(logits[0], target).backward()
+            results.append((logits.detach(), [f.grad for f in leaves]))
+        torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=1e-5)
+        for static_grad, grad in zip(results[0][1], results[1][1]):
+            torch.testing.assert_close(static_grad, grad, atol=1e-6, rtol=1e-4)
+    assert kinds == {"direct", "sources", "corners"}
+    with pytest.raises(ValueError, match="sample size"):
+        seg.roi_table(region, (32, 32), resolutions, region.shape[0] + 1)
+    with pytest.raises(ValueError, match="resolution of each"):
+        seg.roi_table(region, (32, 32), list(dict.fromkeys(resolutions)), 7)
+    doubled = seg.roi_table(region, (64, 64), [(2 * h, 2 * w) for h, w in resolutions], 7)
+    with pytest.raises(ValueError, match="made for maps"):
+        seg.logits_at_sample(feats, doubled, sample[:7])

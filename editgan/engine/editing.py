@@ -13,6 +13,8 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
+from editgan.engine import acceleration
+from editgan.engine.acceleration import SpeedOptions, StaticLoss
 from editgan.engine.labels import region_of_interest
 from editgan.networks.lpips import PerceptualLoss, PixelMSELoss
 from editgan.networks.segmenter import PixelTaps, Segmenter
@@ -38,6 +40,9 @@ class EditOptions:
     """The cross-entropy reads at most this many ROI pixels a step, drawn anew every step: an unbiased estimate
     of its mean over the whole ROI, which keeps large edits at high resolution about as cheap as a brush stroke.
     None reads every ROI pixel."""
+    speed: SpeedOptions = field(default_factory=SpeedOptions)
+    """How the loop runs on a GPU: captured step, TF32, bf16 (see :mod:`editgan.engine.acceleration`); all off by
+    default."""
 
 
 @dataclass
@@ -88,33 +93,59 @@ LossFunction = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _adam_loop(start: torch.Tensor, loss_fn: LossFunction, steps: int, lr: float | Callable[[int], float],
-               on_step: ProgressCallback | None, should_stop: StopCheck | None
+               on_step: ProgressCallback | None, should_stop: StopCheck | None,
+               speed: SpeedOptions | None = None, static: StaticLoss | None = None
                ) -> tuple[torch.Tensor, list[float], bool, int]:
     """Adam on w+ from ``start``; ``loss_fn(w+) -> (loss, image)``. Returns (best w+, losses, cancelled, best step).
 
     The best latent is the one with the lowest loss seen (cloned, since Adam updates the parameter in place).
+    ``speed`` may run the step captured or compiled instead, from ``static``, the same loss written with static
+    shapes (see :mod:`editgan.engine.acceleration`); without it, or where that is not available, the loop is eager.
     """
+    speed = speed or SpeedOptions()
     wplus = start.detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([wplus], lr=lr(0) if callable(lr) else lr)
     best_loss, best, best_step, losses, cancelled = math.inf, start.detach().clone(), 0, [], False
-    for step in range(steps):
-        if should_stop is not None and should_stop():
-            cancelled = True
-            break
-        if callable(lr):
-            for group in optimizer.param_groups:
-                group["lr"] = lr(step)
-        loss, image = loss_fn(wplus)
-        value = loss.item()
-        losses.append(value)
-        if value < best_loss:  # the latent that produced this loss, before the update below moves it
-            best_loss, best, best_step = value, wplus.detach().clone(), step
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if on_step is not None:
-            on_step(StepInfo(step + 1, steps, value, image.detach(), wplus.detach()))
+    with acceleration.tf32(wplus.device, speed.tf32):
+        runner = acceleration.step_runner(speed, wplus, static)
+        if runner is None and speed.bf16:
+            loss_fn = acceleration.autocast_loss(loss_fn, wplus.device)
+        for step in range(steps):
+            if should_stop is not None and should_stop():
+                cancelled = True
+                break
+            if callable(lr):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr(step)
+            if runner is None:
+                loss, image = loss_fn(wplus)
+            else:
+                loss, image, grad = runner(step)
+            value = loss.item()
+            losses.append(value)
+            if value < best_loss:  # the latent that produced this loss, before the update below moves it
+                best_loss, best, best_step = value, wplus.detach().clone(), step
+            if runner is None:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            else:
+                wplus.grad = grad.clone()  # a runner's gradient may be a buffer its next step overwrites
+            optimizer.step()
+            if on_step is not None:
+                if runner is not None:
+                    image = image.clone()  # likewise
+                on_step(StepInfo(step + 1, steps, value, image.detach(), wplus.detach()))
     return best, losses, cancelled, best_step
+
+
+def _roi_sample_draws(n_pixels: int, max_pixels: int | None) -> Callable[[], torch.Tensor] | None:
+    """None when the cross-entropy reads the whole ROI (``n_pixels`` within ``max_pixels``); else a function
+    drawing each step's ROI sample: ``max_pixels`` sorted indices among the ROI's pixels, from a generator seeded
+    for every edit so that runs repeat."""
+    if max_pixels is None or n_pixels <= max_pixels:
+        return None
+    draw = torch.Generator().manual_seed(0)
+    return lambda: torch.randperm(n_pixels, generator=draw)[:max_pixels].sort().values
 
 
 def _roi_pixel_sampler(segmenter: Segmenter, roi: torch.Tensor, target_rows: torch.Tensor,
@@ -128,15 +159,35 @@ def _roi_pixel_sampler(segmenter: Segmenter, roi: torch.Tensor, target_rows: tor
     """
     size = tuple(roi.shape[-2:])
     pixels = roi.nonzero()  # row-major, the order of target_rows
-    if max_pixels is None or pixels.shape[0] <= max_pixels:
+    draws = _roi_sample_draws(pixels.shape[0], max_pixels)
+    if draws is None:
         taps = segmenter.pixel_taps(pixels, size, resolutions)
         return lambda: (taps, target_rows)
-    draw = torch.Generator().manual_seed(0)
 
     def sample() -> tuple[PixelTaps, torch.Tensor]:
-        pick = torch.randperm(pixels.shape[0], generator=draw)[:max_pixels].sort().values.to(pixels.device)
+        pick = draws().to(pixels.device)
         return segmenter.pixel_taps(pixels[pick], size, resolutions), target_rows[pick]
     return sample
+
+
+class _StaticRoiSample:
+    """The static-shape twin of :func:`_roi_pixel_sampler` for captured steps: a fixed buffer of ROI pixel
+    indices that ``prepare(step)`` fills with that step's sample, the same samples the eager loop draws, in the
+    same order (a step prepared twice, as warm-up does, keeps its sample)."""
+
+    def __init__(self, n_pixels: int, max_pixels: int | None, device: torch.device):
+        self._draws = _roi_sample_draws(n_pixels, max_pixels)
+        self.size = n_pixels if self._draws is None else int(max_pixels)
+        self.indices = torch.arange(self.size, device=device)
+        self._step = -1
+
+    def prepare(self, step: int) -> None:
+        if self._draws is None or step == self._step:
+            return
+        if step != self._step + 1:
+            raise ValueError(f"ROI samples are drawn in order: step {self._step + 1} next, not {step}")
+        self.indices.copy_(self._draws())
+        self._step = step
 
 
 def optimize_toward_labels(generator: Generator, segmenter: Segmenter, start: torch.Tensor,
@@ -160,8 +211,13 @@ def optimize_toward_labels(generator: Generator, segmenter: Segmenter, start: to
     prepared = perceptual.precompute_target(original_image.detach(), keep)
     original_kept = original_image.detach() * keep
 
-    ce_pixels = _roi_pixel_sampler(segmenter, roi, target_rows, [(r, r) for r in generator.feature_resolutions()],
-                                   options.max_roi_pixels)
+    resolutions = [(r, r) for r in generator.feature_resolutions()]
+    ce_pixels = _roi_pixel_sampler(segmenter, roi, target_rows, resolutions, options.max_roi_pixels)
+
+    def total(ce: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        mse = F.mse_loss(image * keep, original_kept)
+        rgb = options.perceptual_weight * perceptual(image, prepared).mean() + options.mse_weight * mse
+        return options.ce_weight * ce + options.rgb_weight * rgb
 
     def loss_fn(wplus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if target_rows.numel():
@@ -170,13 +226,40 @@ def optimize_toward_labels(generator: Generator, segmenter: Segmenter, start: to
             ce = F.cross_entropy(segmenter.logits_at(feats, taps)[0], targets)
         else:
             image, ce = generator.synthesis(wplus), torch.zeros((), device=wplus.device)
-        mse = F.mse_loss(image * keep, original_kept)
-        rgb = options.perceptual_weight * perceptual(image, prepared).mean() + options.mse_weight * mse
-        return options.ce_weight * ce + options.rgb_weight * rgb, image
+        return total(ce, image), image
 
-    best, losses, cancelled, best_step = _adam_loop(start, loss_fn, steps, options.lr, on_step, should_stop)
+    static = None
+    if options.speed.step != "eager":
+        static = _static_edit_loss(generator, segmenter, roi, target_rows, resolutions, options.max_roi_pixels,
+                                   total)
+    best, losses, cancelled, best_step = _adam_loop(start, loss_fn, steps, options.lr, on_step, should_stop,
+                                                    options.speed, static)
     return OptimizationResult(best, (best - anchor)[0].detach(), losses, cancelled, perceptual.name, roi,
                               best_step)
+
+
+def _static_edit_loss(generator: Generator, segmenter: Segmenter, roi: torch.Tensor, target_rows: torch.Tensor,
+                      resolutions: list[tuple[int, int]], max_pixels: int | None,
+                      total: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> StaticLoss:
+    """The edit loss with static shapes: the cross-entropy reads a fixed number of ROI pixels every step through
+    a ROI table made once (``Segmenter.roi_table``), the step's sample written into a fixed buffer beforehand.
+    The same pixels and the same function as the eager loss, to rounding."""
+    device = target_rows.device
+    if not target_rows.numel():
+        def image_only(wplus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            image = generator.synthesis(wplus)
+            return total(torch.zeros((), device=wplus.device), image), image
+        return StaticLoss(image_only)
+    pixels = roi.nonzero()  # row-major, the order of target_rows
+    sample = _StaticRoiSample(pixels.shape[0], max_pixels, device)
+    table = segmenter.roi_table(pixels, tuple(roi.shape[-2:]), resolutions, sample.size)
+
+    def loss(wplus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image, feats = generator.synthesis(wplus, return_features=True)
+        logits = segmenter.logits_at_sample(feats, table, sample.indices)[0]
+        ce = F.cross_entropy(logits, target_rows.index_select(0, sample.indices))
+        return total(ce, image), image
+    return StaticLoss(loss, sample.prepare)
 
 
 def edit_from_mask(generator: Generator, segmenter: Segmenter, wplus: torch.Tensor, painted_labels: torch.Tensor,
@@ -240,6 +323,8 @@ class EmbedOptions:
     mse_weight: float = 1.0
     encoder_weight: float = 1.0
     """Keeps w+ where the encoder would put G(w+) (EditGAN's latent regularizer); used only with an encoder."""
+    speed: SpeedOptions = field(default_factory=SpeedOptions)
+    """As :attr:`EditOptions.speed`; the embedding loss has static shapes as it is."""
 
 
 def _lr_schedule(t: float, base: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
@@ -278,6 +363,6 @@ def embed(generator: Generator, image: torch.Tensor, perceptual: PerceptualLoss 
 
     best, losses, cancelled, best_step = _adam_loop(
         start, loss_fn, options.steps, lambda step: _lr_schedule(step / options.steps, options.lr), on_step,
-        should_stop)
+        should_stop, options.speed, StaticLoss(loss_fn))
     return OptimizationResult(best, (best - start)[0].detach(), losses, cancelled, perceptual.name,
                               best_step=best_step, extra={"start": start.detach()})

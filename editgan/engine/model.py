@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from editgan.engine import editing
+from editgan.engine.acceleration import SpeedOptions
 from editgan.engine.cpu_memory import keep_freed_memory
 from editgan.engine.editing import EditOptions, EmbedOptions, OptimizationResult, StepInfo
 from editgan.engine.images import load_image, to_tensor, to_uint8
@@ -110,6 +111,9 @@ class EditGANModel:
         self.turns = DeviceTurns()
         """Callers in several threads take turns; long optimizations step aside between steps for waiting ones."""
         self._perceptual: PerceptualLoss | None = None
+        self.speed = SpeedOptions()
+        """How edits, refinements and embeddings run when the caller gives no options (captured step, TF32, bf16;
+        see :mod:`editgan.engine.acceleration`): off until an operator turns them on."""
 
     # -- loading and saving ------------------------------------------------------------------------------
     @classmethod
@@ -238,7 +242,7 @@ class EditGANModel:
         The outcome carries the new latent, its picture and labels, and the edit as a reusable vector.
         """
         segmenter = self._require_segmenter("mask editing")
-        options = options or EditOptions()
+        options = options or EditOptions(speed=self.speed)
         if steps is not None:
             options = EditOptions(**{**options.__dict__, "steps": int(steps)})
         w = self._latent(wplus)
@@ -278,6 +282,7 @@ class EditGANModel:
                 classes.update(vector.classes)
         if refine_steps > 0 and bool(total.any()):
             self._require_segmenter("refinement")
+        options = options or EditOptions(speed=self.speed)
         result = editing.apply_vector(self.generator, self.segmenter, w, total, 1.0, refine_steps, sorted(classes),
                                       self.perceptual, options, self._on_step(on_step),
                                       self._between_steps(should_stop))
@@ -303,7 +308,7 @@ class EditGANModel:
         top, left, height, width = self.config.box
         picture = picture.resize((width, height), Image.LANCZOS)
         target = self._to_canvas(to_tensor(picture).to(self.device), -1.0)
-        options = options or EmbedOptions(encoder_weight=self.config.embed_encoder_weight)
+        options = options or EmbedOptions(encoder_weight=self.config.embed_encoder_weight, speed=self.speed)
         options = EmbedOptions(**{**options.__dict__, "steps": int(steps)})
         result = editing.embed(self.generator, target, self.perceptual, self.encoder, options, self.mean_wplus,
                                self._on_step(on_step), self._between_steps(should_stop))

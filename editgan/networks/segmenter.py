@@ -9,6 +9,12 @@ where W_i is the block of W's columns that reads f_i. The factorized path projec
 resolution first and upsamples only the small projections: the same logits, a fraction of the memory and FLOPs.
 ``forward_naive`` keeps the reference computation for tests and benchmarks.
 
+The full map is computed one of two ways. The banded path (the CPU's) reads each band of output pixels through
+sparse interpolation matrices built per band, projecting only the source pixels the band reads. The dense path
+(CUDA's and MPS's, see :meth:`Segmenter.forward_dense`) projects whole rows of every map with one matrix product
+and resizes the projections with ``F.interpolate``: no host-side work per band, a few large kernels, the same
+logits; its memory is bounded by doing rows (and, for very wide branches, members) in groups.
+
 The classifier's module layout matches DatasetGAN's ``pixel_classifier`` (Linear → ReLU → BatchNorm1d, twice,
 then Linear), so the official checkpoints load unchanged once their ``module.`` prefix is removed. The ensemble
 prediction is the mean of the members' raw logits, as in EditGAN.
@@ -52,6 +58,13 @@ class SegmenterConfig:
         if d.get("hidden") is not None:
             d["hidden"] = tuple(d["hidden"])
         return cls(**d)
+
+
+DENSE_MAX_ELEMENTS = 2 ** 28
+"""Default bound of :meth:`Segmenter.forward_dense`: elements of one band's first-layer activations (1 GiB in
+fp32). About three such tensors are alive at once, so a full map needs ≈ 3 GiB beyond the feature maps and its
+logits whatever the canvas: a 10-member, 32-class branch (2 560 first-layer channels) does a 512-px map in 3 bands
+and a 1024-px one in 11, where computing it at once would take 8.4 and 22.6 GB."""
 
 
 class PixelClassifier(nn.Module):
@@ -130,15 +143,24 @@ class Segmenter(nn.Module):
         return groups
 
     def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
-                chunk: int = 2048) -> torch.Tensor:
+                chunk: int = 2048, dense: bool | None = None, max_elements: int | None = None) -> torch.Tensor:
         """Feature maps → mean logits (N, n_classes, H, W); H, W default to the largest map's size.
 
         Computed factorized, a band of about ``chunk`` pixels at a time (see :meth:`logits_at`): each band
         projects only the source pixels it reads, so the memory beyond the feature maps stays that of one band
         at any resolution, where the naive computation holds every upsampled map at full resolution.
+
+        ``dense`` picks :meth:`forward_dense` instead (``max_elements`` bounds its bands). By default it is used on
+        CUDA and MPS in evaluation mode: there the banded path's per-band sparse matrices, built on the host, cost
+        35× its time (1.7 s against 48 ms for a 512-px map on an H200). On the CPU the banded path stays: it was
+        measured as fast or faster there (see the commit that added the dense path).
         """
         self._check(features)
         size = size or tuple(features[-1].shape[-2:])
+        if dense is None:
+            dense = features[0].device.type in ("cuda", "mps") and not self.training
+        if dense:
+            return self.forward_dense(features, size, max_elements)
         resolutions = list(self._resolution_groups(features))
         band_rows = max(1, chunk // size[1])
         columns = torch.arange(size[1], device=features[0].device)
@@ -149,6 +171,83 @@ class Segmenter(nn.Module):
             logits = self.logits_at(features, self.pixel_taps(pixels, size, resolutions))
             bands.append(logits.reshape(logits.shape[0], rows.numel(), size[1], -1))
         return torch.cat(bands, 1).permute(0, 3, 1, 2)
+
+    def forward_dense(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
+                      max_elements: int | None = None) -> torch.Tensor:
+        """Mean logits (N, n_classes, H, W) computed densely factorized, in evaluation mode.
+
+        For a band of output rows, each resolution group's maps are sliced to the source rows the band reads,
+        projected by all members' stacked first layers at once (one matrix product), interpolated to the band's
+        rows (two row gathers and a lerp: exact bilinear or nearest taps, as :func:`bilinear_taps`) and to the
+        canvas width with ``F.interpolate`` (whose row axis is then the identity), and summed; the heads run
+        batched over members (:class:`FusedHeads`). Maps as large as the canvas are projected in place.
+
+        Memory: a band holds at most ``max_elements`` (default :data:`DENSE_MAX_ELEMENTS`) first-layer
+        activations, N · rows · W · members · h1; rows are cut first, members only when a single row of all of
+        them is over the bound. Bands and member groups change the summation order only (≈ 1e-7).
+        """
+        self._check(features)
+        if self.training:
+            raise ValueError("the dense path computes evaluation-mode logits (batch norms folded): call eval(), "
+                             "or use the banded path (dense=False)")
+        height, width = size = tuple(size or features[-1].shape[-2:])
+        groups = self._resolution_groups(features)
+        weights = self._members_first_weights(groups)
+        fused = self._fused_heads()
+        n, m = features[0].shape[0], len(self.members)
+        h1 = self.members[0].first.out_features
+        members_per_group, band_rows = self.dense_plan(n, size, max_elements)
+        dtype = torch.promote_types(features[0].dtype, fused.weight3.dtype)
+        out = torch.empty(n, self.config.n_classes, height, width, device=features[0].device, dtype=dtype)
+        for top in range(0, height, band_rows):
+            bottom = min(top + band_rows, height)
+            rows = torch.arange(top, bottom)  # taps on the host: their range is needed there, without a sync
+            row_taps = {res: _axis_taps(rows, res[0], height, self.config.upsample_mode)
+                        for res in groups if res != size}
+            logits = None
+            for first_member in range(0, m, members_per_group):
+                members = slice(first_member, min(m, first_member + members_per_group))
+                hidden = self._dense_first_layer(features, groups, weights, row_taps, (top, bottom), size,
+                                                 slice(members.start * h1, members.stop * h1))
+                part = _dense_heads(hidden, fused, members, h1)
+                logits = part if logits is None else logits + part
+            out[:, :, top:bottom] = logits + fused.bias3[:, None, None]
+        return out
+
+    def dense_plan(self, batch: int, size: tuple[int, int], max_elements: int | None = None) -> tuple[int, int]:
+        """(members per group, rows per band) that :meth:`forward_dense` uses for ``batch`` maps on a ``size``
+        canvas under ``max_elements`` (default :data:`DENSE_MAX_ELEMENTS`)."""
+        m, h1 = len(self.members), self.members[0].first.out_features
+        height, width = size
+        budget = max(1, int(max_elements or DENSE_MAX_ELEMENTS))
+        members_per_group = max(1, min(m, budget // (batch * width * h1)))
+        return members_per_group, max(1, min(height, budget // (batch * width * h1 * members_per_group)))
+
+    def _dense_first_layer(self, features: list[torch.Tensor], groups: dict[tuple[int, int], list[int]],
+                           weights: dict[tuple[int, int], torch.Tensor],
+                           row_taps: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                           band: tuple[int, int], size: tuple[int, int], columns: slice) -> torch.Tensor:
+        """The first layer (without bias) of the members whose output ``columns`` are given, on canvas rows
+        ``band``: (N, k, rows, W), the sum over resolution groups of each group's interpolated projection."""
+        top, bottom = band
+        total = None
+        for resolution, indices in groups.items():
+            weight = weights[resolution][:, columns]  # (C, k)
+            if resolution == tuple(size):
+                source = torch.cat([features[i][:, :, top:bottom] for i in indices], 1)
+                part = _project(source, weight)
+            else:
+                y0, y1, wy = row_taps[resolution]  # on the host
+                first, last = int(y0.min()), int(y1.max()) + 1  # the source rows this band reads
+                source = torch.cat([features[i][:, :, first:last] for i in indices], 1)
+                projected = _project(source, weight)  # (N, k, rows read, w)
+                part = projected.index_select(2, (y0 - first).to(projected.device))
+                if self.config.upsample_mode != "nearest":
+                    part.lerp_(projected.index_select(2, (y1 - first).to(projected.device)),
+                               wy[:, None].to(projected.device, part.dtype))
+                part = self._upsample(part, (bottom - top, size[1]))  # columns only: rows are already there
+            total = part if total is None else total.add_(part)
+        return total
 
     def pixel_taps(self, pixels: torch.Tensor, size: tuple[int, int],
                    resolutions: list[tuple[int, int]]) -> "PixelTaps":
@@ -206,6 +305,86 @@ class Segmenter(nn.Module):
         n, p = total.shape[:2]
         return self._heads(total.reshape(n * p, -1)).reshape(n, p, -1)
 
+    def roi_table(self, pixels: torch.Tensor, size: tuple[int, int], resolutions: list[tuple[int, int]],
+                  sample_size: int) -> "RoiTable":
+        """Prepare the region ``pixels`` (R, 2) = (row, col) of the ``size`` canvas to be read ``sample_size``
+        pixels at a time by :meth:`logits_at_sample`, with shapes that do not depend on which pixels are drawn.
+
+        :meth:`logits_at` finds the source pixels a set of pixels reads with ``torch.unique`` and interpolates
+        with a sparse matrix built on the host: right for an eager loop, impossible to capture in a CUDA graph or
+        to compile without recompiling every step. Here every region pixel's four taps are found once. Per map
+        resolution: maps as large as the canvas are read at the pixels; a map whose region sources are no more
+        than the sample (the coarse ones) has all of them projected every step and the sample's taps gathered from
+        the projections; a finer one has the sample's four corners gathered from the map, interpolated, and only
+        then projected (the cheaper order when sources outnumber the sample). The same values as
+        :meth:`logits_at`, to rounding. The members' stacked first layers and folded heads are kept with the
+        table: valid while the segmenter's weights stay as they are (during one edit), in evaluation mode.
+        """
+        if self.training:
+            raise ValueError("a ROI table holds evaluation-mode heads (batch norms folded): call eval() first")
+        if len(resolutions) != len(self.config.feature_channels):
+            raise ValueError(f"a ROI table needs the resolution of each of the {len(self.config.feature_channels)} "
+                             f"feature maps, got {len(resolutions)}")
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, resolution in enumerate(resolutions):
+            groups.setdefault(tuple(resolution), []).append(i)
+        sample_size = int(sample_size)
+        if not 0 < sample_size <= pixels.shape[0]:
+            raise ValueError(f"sample size must be within 1..{pixels.shape[0]} (the region's pixels), got "
+                             f"{sample_size}")
+        entries = {}
+        for h, w in groups:
+            if (h, w) == tuple(size):
+                entries[(h, w)] = RoiEntry("direct", pixels[:, 0] * w + pixels[:, 1])
+                continue
+            corners, weights = tap_corners(bilinear_taps(pixels, (h, w), size, self.config.upsample_mode), w)
+            sources, columns = torch.unique(corners, return_inverse=True)
+            if sources.numel() <= sample_size:
+                entries[(h, w)] = RoiEntry("sources", sources, columns, weights.float())
+            else:
+                entries[(h, w)] = RoiEntry("corners", corners, None, weights.float())
+        with torch.no_grad():
+            first = self._members_first_weights(groups)
+            heads = self._fused_heads()
+        return RoiTable(tuple(size), groups, pixels.shape[0], sample_size, entries, first, heads)
+
+    def logits_at_sample(self, features: list[torch.Tensor], table: "RoiTable", sample: torch.Tensor
+                         ) -> torch.Tensor:
+        """Mean logits (N, S, n_classes) at the region pixels ``sample`` (S,) indexes (S = the table's sample
+        size, on the features' device), computed as :meth:`roi_table` describes. No host work, no shape that
+        depends on the data: what a captured or compiled edit step runs."""
+        self._check(features)
+        groups = self._resolution_groups(features)
+        if groups != table.groups:
+            raise ValueError(f"the ROI table was made for maps of sizes {list(table.groups)}, got {list(groups)}")
+        total = None
+        for resolution, indices in groups.items():
+            entry = table.entries[resolution]
+            weight = table.first_weights[resolution]
+            maps = [features[i].flatten(2) for i in indices]  # (N, C_i, h·w)
+            if entry.kind == "direct":
+                where = entry.index.index_select(0, sample)
+                part = _batched_transposed_matmul(torch.cat([f.index_select(2, where) for f in maps], 1), weight)
+            elif entry.kind == "sources":
+                projected = _batched_transposed_matmul(
+                    torch.cat([f.index_select(2, entry.index) for f in maps], 1), weight)  # (N, U, out)
+                columns = entry.columns.index_select(1, sample)  # (4, S)
+                weights = entry.weights.index_select(1, sample)
+                part = None
+                for k in range(4):
+                    tap = projected.index_select(1, columns[k]) * weights[k][None, :, None]
+                    part = tap if part is None else part + tap
+            else:
+                corners = entry.index.index_select(1, sample)  # (4, S) flat source indices
+                weights = entry.weights.index_select(1, sample)
+                source = torch.cat([f.index_select(2, corners.reshape(-1)) for f in maps], 1)
+                source = (source.unflatten(2, corners.shape) * weights[None, None]).sum(2)  # (N, C, S)
+                part = _batched_transposed_matmul(source, weight)
+            total = part if total is None else total + part
+        n, p = total.shape[:2]
+        h1 = self.members[0].first.out_features
+        return _fused_head_rows(total.reshape(n * p, -1), table.heads, len(self.members), h1).reshape(n, p, -1)
+
     def _heads(self, first: torch.Tensor) -> torch.Tensor:
         """Mean over members of everything after the first linear layer (without its bias), on (P, M·h1) rows."""
         h1 = self.members[0].first.out_features
@@ -215,10 +394,7 @@ class Segmenter(nn.Module):
             for member, hidden in zip(self.members, first.split(h1, dim=1)):
                 out = out + member.head(hidden + member.first.bias)
             return out / len(self.members)
-        fused = self._fused_heads()
-        hidden = (first + fused.bias1).relu_().view(first.shape[0], len(self.members), h1).transpose(0, 1)
-        hidden = torch.relu(torch.baddbmm(fused.bias2, hidden, fused.weight2))  # (M, P, h2)
-        return torch.bmm(hidden, fused.weight3).sum(0) + fused.bias3
+        return _fused_head_rows(first, self._fused_heads(), len(self.members), h1)
 
     def _fused_heads(self) -> "FusedHeads":
         """The members' heads in evaluation mode as three batched layers, each batch norm folded into the linear
@@ -266,6 +442,57 @@ def _batched_transposed_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return torch.stack([x.T @ b for x in a])
 
 
+def _project(source: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) maps, (C, k) weight → (N, k, h, w) = weightᵀ · maps per pixel: a 1×1 convolution as one matrix
+    product (the transposed weight is a view, read by BLAS as such)."""
+    n, c, h, w = source.shape
+    flat = source.reshape(n, c, h * w)
+    if n == 1:
+        return (weight.T @ flat[0]).reshape(1, -1, h, w)
+    return torch.matmul(weight.T, flat).reshape(n, -1, h, w)
+
+
+def _fused_head_rows(first: torch.Tensor, fused: "FusedHeads", m: int, h1: int) -> torch.Tensor:
+    """Mean logits (P, K) of ``m`` members from their first layers' outputs (P, m·h1) without bias, rows of
+    pixels: the members' remaining layers as two batched matrix products (see :class:`FusedHeads`)."""
+    hidden = (first + fused.bias1).relu_().view(first.shape[0], m, h1).transpose(0, 1)
+    hidden = torch.relu(torch.baddbmm(fused.bias2, hidden, fused.weight2))  # (M, P, h2)
+    return torch.bmm(hidden, fused.weight3).sum(0) + fused.bias3
+
+
+def _dense_heads(first: torch.Tensor, fused: "FusedHeads", members: slice, h1: int) -> torch.Tensor:
+    """Sum over the ``members`` of their heads (weights already divided by the member count, without the last
+    bias) on a first-layer block (N, g·h1, rows, W), channels first: (N, n_classes, rows, W). Per sample, two
+    batched matrix products over members with the pixels as the long axis; the first-layer block is reused in
+    place for its bias and ReLU."""
+    n, _, rows, width = first.shape
+    g = members.stop - members.start
+    hidden = first.view(n, g, h1, rows * width)
+    hidden.add_(fused.bias1[members.start * h1:members.stop * h1].view(g, h1, 1)).relu_()
+    weight2 = fused.weight2[members].transpose(1, 2)  # (g, h2, h1)
+    bias2 = fused.bias2[members].transpose(1, 2)  # (g, h2, 1)
+    weight3 = fused.weight3[members].transpose(1, 2)  # (g, K, h2)
+    out = []
+    for sample in hidden:
+        second = torch.baddbmm(bias2, weight2, sample).relu_()  # (g, h2, P)
+        out.append(torch.bmm(weight3, second).sum(0))  # (K, P)
+    return torch.stack(out).view(n, -1, rows, width)
+
+
+def _axis_taps(dst: torch.Tensor, n_in: int, n_out: int, mode: str = "bilinear"
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Along one axis: the source indices (i0, i1) and weight of i1 that ``F.interpolate(..., mode,
+    align_corners=False)`` uses for output positions ``dst`` when resizing ``n_in`` to ``n_out``."""
+    scale = n_in / n_out
+    if mode == "nearest":
+        i0 = (dst.float() * scale).floor().long().clamp(max=n_in - 1)
+        return i0, i0, torch.zeros_like(dst, dtype=torch.float32)
+    src = ((dst.float() + 0.5) * scale - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    return i0, i1, src - i0.float()
+
+
 def upsample_to(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
     """Resize feature maps to ``size`` (no-op when already there); bilinear without corner alignment."""
     if tuple(x.shape[-2:]) == tuple(size):
@@ -279,17 +506,8 @@ def bilinear_taps(pixels: torch.Tensor, source: tuple[int, int], size: tuple[int
                   ) -> tuple[torch.Tensor, ...]:
     """Source indices and weights that ``F.interpolate(..., size, mode, align_corners=False)`` uses for
     the output ``pixels`` (P, 2): (y0, y1, x0, x1, wy, wx), each (P,)."""
-    def axis(dst: torch.Tensor, n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        scale = n_in / n_out
-        if mode == "nearest":
-            i0 = (dst.float() * scale).floor().long().clamp(max=n_in - 1)
-            return i0, i0, torch.zeros_like(dst, dtype=torch.float32)
-        src = ((dst.float() + 0.5) * scale - 0.5).clamp(min=0)
-        i0 = src.floor().long().clamp(max=n_in - 1)
-        i1 = (i0 + 1).clamp(max=n_in - 1)
-        return i0, i1, src - i0.float()
-    y0, y1, wy = axis(pixels[:, 0], source[0], size[0])
-    x0, x1, wx = axis(pixels[:, 1], source[1], size[1])
+    y0, y1, wy = _axis_taps(pixels[:, 0], source[0], size[0], mode)
+    x0, x1, wx = _axis_taps(pixels[:, 1], source[1], size[1], mode)
     return y0, y1, x0, x1, wy, wx
 
 
@@ -343,6 +561,32 @@ class PixelTaps:
     sources: dict[tuple[int, int], torch.Tensor]
     interpolate: InterpolationMatrix | None
     direct: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class RoiEntry:
+    """How :meth:`Segmenter.logits_at_sample` reads the maps of one resolution (see :meth:`Segmenter.roi_table`).
+    ``direct``: ``index`` (R,) the region pixels' flat indices. ``sources``: ``index`` (U,) the source pixels
+    the region reads, ``columns`` (4, R) each region pixel's taps among them, ``weights`` (4, R). ``corners``:
+    ``index`` (4, R) each region pixel's taps as flat indices into the map, ``weights`` (4, R)."""
+    kind: str
+    index: torch.Tensor
+    columns: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+
+
+@dataclass
+class RoiTable:
+    """A region prepared for reading a fixed-size sample of its pixels every step (see
+    :meth:`Segmenter.roi_table`)."""
+    size: tuple[int, int]
+    groups: dict[tuple[int, int], list[int]]
+    """Feature-map indices by resolution, as :meth:`Segmenter._resolution_groups` finds them."""
+    n_pixels: int
+    sample_size: int
+    entries: dict[tuple[int, int], RoiEntry]
+    first_weights: dict[tuple[int, int], torch.Tensor]
+    heads: "FusedHeads"
 
 
 @dataclass
