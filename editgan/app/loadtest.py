@@ -11,13 +11,15 @@ each with a timeout, and the server is closed at the end.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import random
 import socket
 import statistics
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -53,42 +55,46 @@ def _canvas(folder: Path, size: int, k: int) -> dict:
             "composite": handle_file(str(folder / "background.png"))}
 
 
-def run_load_test(model: str | None = None, clients: int = 8, ops: int = 10, edit_steps: int = 20, seed: int = 0,
-                  device: str | None = "cpu", progress: Callable[[str], None] = lambda s: None) -> dict:
-    """Run the load test against a studio on ``model`` (default: the embedded one); the report as a dict."""
+@dataclass(frozen=True)
+class Plan:
+    """What the visitors do, sent to the process that runs them."""
+    url: str
+    clients: int
+    ops: int
+    edit_steps: int
+    seed: int
+    canvas_side: int
+    scale: int
+    sliders: int
+    presets: int
+
+
+def run_visitors(plan: Plan) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
+    """All visitors, each in a thread of this process: per action, the wall times and the errors."""
     from gradio_client import Client
 
-    from editgan.app import build_demo, launch_options
-    from editgan.app.engines import EngineRegistry
-    from editgan.app.views import canvas_scale
-
-    engines = EngineRegistry()
-    demo = build_demo(model=model, device=device, engines=engines)
-    engine = engines.get(model, device)
-    height, width = engine.config.box[2:]
-    n_sliders = len(demo.studio.c.vectors.sliders)
-    presets = len(engine.presets)
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
-    url = f"http://127.0.0.1:{port}/"
     times: dict[str, list[float]] = {a: [] for a in ACTIONS}
     errors: dict[str, list[str]] = {a: [] for a in ACTIONS}
     lock = threading.Lock()
     scratch = Path(tempfile.mkdtemp(prefix="editgan-load-"))
 
     def visitor(index: int) -> None:
-        rng = random.Random(seed * 1000 + index)
-        client = Client(url, verbose=False)
-        canvas = _canvas(scratch, max(height, width), canvas_scale(height, width))
-        plan = (list(ACTIONS) + rng.choices(ACTIONS, WEIGHTS, k=max(0, ops - len(ACTIONS))))[:ops]
-        plan = plan[:1] + rng.sample(plan[1:], len(plan) - 1)  # a sample first, then every action in some order
+        rng = random.Random(plan.seed * 1000 + index)
+        client = Client(plan.url, verbose=False)
+        canvas = _canvas(scratch, plan.canvas_side, plan.scale)
+        actions = (list(ACTIONS) + rng.choices(ACTIONS, WEIGHTS, k=max(0, plan.ops - len(ACTIONS))))[:plan.ops]
+        actions = actions[:1] + rng.sample(actions[1:], len(actions) - 1)  # a sample first, then the rest mixed
         undoable, last = 0, "sample"  # history steps after the first: undo is timed only when a visitor could press it
 
         def slide() -> object:
-            values = [round(rng.uniform(-1, 1), 2) if i < presets else 0.0 for i in range(n_sliders)]
+            values = [round(rng.uniform(-1, 1), 2) if i < plan.presets else 0.0 for i in range(plan.sliders)]
             return client.predict(*values, api_name="/ui_slide")
 
-        for action in plan:
+        calls = {"sample": lambda: client.predict(rng.randrange(2**31), 0.7, api_name="/ui_sample"), "slide": slide,
+                 "undo": lambda: client.predict(api_name="/ui_undo"),
+                 "export": lambda: client.predict(api_name="/ui_export"),
+                 "edit": lambda: client.predict(canvas, plan.edit_steps, api_name="/ui_edit")}
+        for action in actions:
             if action == "undo" and not undoable:
                 slide()
                 undoable, last = undoable + 1, "slide"
@@ -99,31 +105,46 @@ def run_load_test(model: str | None = None, clients: int = 8, ops: int = 10, edi
             elif action == "edit" or (action == "slide" and last != "slide"):  # slider moves in a row are one step
                 undoable += 1
             last = action
-            if action == "sample":
-                call = lambda: client.predict(rng.randrange(2**31), 0.7, api_name="/ui_sample")  # noqa: E731
-            elif action == "slide":
-                call = slide
-            elif action == "undo":
-                call = lambda: client.predict(api_name="/ui_undo")  # noqa: E731
-            elif action == "export":
-                call = lambda: client.predict(api_name="/ui_export")  # noqa: E731
-            else:
-                call = lambda: client.predict(canvas, edit_steps, api_name="/ui_edit")  # noqa: E731
             started = time.monotonic()
             try:
-                call()
-                ok, message = True, ""
+                calls[action]()
+                error = ""
             except Exception as e:  # an error is a result of the test, not a failure of it
-                ok, message = False, f"{type(e).__name__}: {e}"
-            elapsed = time.monotonic() - started
+                error = f"{type(e).__name__}: {e}"
             with lock:
-                (times[action] if ok else errors[action]).append(elapsed if ok else message)  # type: ignore[arg-type]
-        progress(f"client {index + 1} of {clients} done")
+                if error:
+                    errors[action].append(error)
+                else:
+                    times[action].append(time.monotonic() - started)
 
+    with ThreadPoolExecutor(plan.clients) as pool:
+        list(pool.map(visitor, range(plan.clients), timeout=TIMEOUT_S))
+    return times, errors
+
+
+def run_load_test(model: str | None = None, clients: int = 8, ops: int = 10, edit_steps: int = 20, seed: int = 0,
+                  device: str | None = "cpu", progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Run the load test against a studio on ``model`` (default: the embedded one); the report as a dict.
+
+    The server runs in this process and the visitors in another (as browsers would), so that their own work does
+    not share the server's interpreter."""
+    from editgan.app import build_demo, launch_options
+    from editgan.app.engines import EngineRegistry
+    from editgan.app.views import canvas_scale
+
+    engines = EngineRegistry()
+    demo = build_demo(model=model, device=device, engines=engines)
+    engine = engines.get(model, device)
+    height, width = engine.config.box[2:]
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    plan = Plan(f"http://127.0.0.1:{port}/", clients, ops, edit_steps, seed, max(height, width),
+                canvas_scale(height, width), len(demo.studio.c.vectors.sliders), len(engine.presets))
+    progress(f"{clients} visitors × {ops} actions on {plan.url}")
     started = time.monotonic()
     try:
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(visitor, range(clients), timeout=TIMEOUT_S))
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            times, errors = pool.submit(run_visitors, plan).result(timeout=TIMEOUT_S * 2)
     finally:
         demo.close()
     report = {"clients": clients, "ops_per_client": ops, "edit_steps": edit_steps, "model": engine.config.name,
