@@ -16,6 +16,7 @@ prediction is the mean of the members' raw logits, as in EditGAN.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -140,14 +141,10 @@ class Segmenter(nn.Module):
         self._check(features)
         size = size or tuple(features[-1].shape[-2:])
         resolutions = list(self._resolution_groups(features))
-        band_rows = max(1, chunk // size[1])
-        columns = torch.arange(size[1], device=features[0].device)
         bands = []
-        for top in range(0, size[0], band_rows):
-            rows = torch.arange(top, min(top + band_rows, size[0]), device=features[0].device)
-            pixels = torch.stack(torch.meshgrid(rows, columns, indexing="ij"), -1).reshape(-1, 2)
+        for pixels in pixel_bands(size, chunk, features[0].device):
             logits = self.logits_at(features, self.pixel_taps(pixels, size, resolutions))
-            bands.append(logits.reshape(logits.shape[0], rows.numel(), size[1], -1))
+            bands.append(logits.reshape(logits.shape[0], -1, size[1], logits.shape[-1]))
         return torch.cat(bands, 1).permute(0, 3, 1, 2)
 
     def pixel_taps(self, pixels: torch.Tensor, size: tuple[int, int],
@@ -182,6 +179,22 @@ class Segmenter(nn.Module):
         256-px canvas: about 90), so this costs a fraction of projecting the P gathered pixels, and it equals the
         full computation at those pixels. Maps as large as the canvas are read at the pixels themselves.
         """
+        first = self._first_layer_at(features, pixels, size)
+        n, p = first.shape[:2]
+        return self._heads(first.reshape(n * p, -1)).reshape(n, p, -1)
+
+    def member_logits_at(self, features: list[torch.Tensor], pixels: "torch.Tensor | PixelTaps",
+                         size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Every member's own logits (M, N, P, n_classes) at ``pixels``, as :meth:`logits_at` reads them (their
+        mean is its result). Where the members disagree, the ensemble is unsure: Teach shows it so that a person
+        annotates next where the branch needs it most."""
+        first = self._first_layer_at(features, pixels, size)
+        n, p = first.shape[:2]
+        return self._member_heads(first.reshape(n * p, -1)).reshape(len(self.members), n, p, -1)
+
+    def _first_layer_at(self, features: list[torch.Tensor], pixels: "torch.Tensor | PixelTaps",
+                        size: tuple[int, int] | None) -> torch.Tensor:
+        """All members' first linear layer (without its bias) at the pixels, factorized: (N, P, M·h1)."""
         self._check(features)
         groups = self._resolution_groups(features)
         taps = pixels if isinstance(pixels, PixelTaps) else self.pixel_taps(pixels, size, list(groups))
@@ -203,8 +216,7 @@ class Segmenter(nn.Module):
             total = taps.interpolate(torch.cat(interpolated, 1))
             if direct is not None:
                 total += direct  # in place: this is the largest tensor here
-        n, p = total.shape[:2]
-        return self._heads(total.reshape(n * p, -1)).reshape(n, p, -1)
+        return total
 
     def _heads(self, first: torch.Tensor) -> torch.Tensor:
         """Mean over members of everything after the first linear layer (without its bias), on (P, M·h1) rows."""
@@ -216,9 +228,22 @@ class Segmenter(nn.Module):
                 out = out + member.head(hidden + member.first.bias)
             return out / len(self.members)
         fused = self._fused_heads()
+        return torch.bmm(self._fused_hidden(first, fused), fused.weight3).sum(0) + fused.bias3
+
+    def _fused_hidden(self, first: torch.Tensor, fused: "FusedHeads") -> torch.Tensor:
+        """Every member's last hidden layer (M, P, h2) in evaluation mode, from (P, M·h1) first-layer rows."""
+        h1 = self.members[0].first.out_features
         hidden = (first + fused.bias1).relu_().view(first.shape[0], len(self.members), h1).transpose(0, 1)
-        hidden = torch.relu(torch.baddbmm(fused.bias2, hidden, fused.weight2))  # (M, P, h2)
-        return torch.bmm(hidden, fused.weight3).sum(0) + fused.bias3
+        return torch.relu(torch.baddbmm(fused.bias2, hidden, fused.weight2))
+
+    def _member_heads(self, first: torch.Tensor) -> torch.Tensor:
+        """Each member's logits (M, P, K) from (P, M·h1) first-layer rows without their bias."""
+        h1 = self.members[0].first.out_features
+        if self.training:
+            return torch.stack([member.head(hidden + member.first.bias)
+                                for member, hidden in zip(self.members, first.split(h1, dim=1))])
+        fused = self._fused_heads()
+        return torch.baddbmm(fused.member_bias3, self._fused_hidden(first, fused), fused.weight3 * len(self.members))
 
     def _fused_heads(self) -> "FusedHeads":
         """The members' heads in evaluation mode as three batched layers, each batch norm folded into the linear
@@ -239,7 +264,8 @@ class Segmenter(nn.Module):
         m = len(self.members)
         fused = FusedHeads(bias1=torch.cat([member.first.bias for member in self.members]),
                            weight2=torch.stack(weights2), bias2=torch.stack(biases2)[:, None],
-                           weight3=torch.stack(weights3) / m, bias3=torch.stack(biases3).mean(0))
+                           weight3=torch.stack(weights3) / m, bias3=torch.stack(biases3).mean(0),
+                           member_bias3=torch.stack(biases3)[:, None])
         if key is not None:
             self._fused = (key, fused)
         return fused
@@ -264,6 +290,16 @@ def _batched_transposed_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     if a.shape[0] == 1:
         return (a[0].T @ b)[None]
     return torch.stack([x.T @ b for x in a])
+
+
+def pixel_bands(size: tuple[int, int], chunk: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """The pixels (P, 2) = (row, col) of a ``size`` canvas in row-major bands of whole rows, about ``chunk`` pixels
+    each: how a full map is computed with the memory of one band."""
+    band_rows = max(1, chunk // size[1])
+    columns = torch.arange(size[1], device=device)
+    for top in range(0, size[0], band_rows):
+        rows = torch.arange(top, min(top + band_rows, size[0]), device=device)
+        yield torch.stack(torch.meshgrid(rows, columns, indexing="ij"), -1).reshape(-1, 2)
 
 
 def upsample_to(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
@@ -354,6 +390,7 @@ class FusedHeads:
     bias2: torch.Tensor  # (M, 1, h2)
     weight3: torch.Tensor  # (M, h2, K), divided by M
     bias3: torch.Tensor  # (K,) mean over members
+    member_bias3: torch.Tensor  # (M, 1, K) each member's own
 
 
 def frozen_key(tensors: list[torch.Tensor]) -> tuple | None:
