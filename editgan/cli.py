@@ -1,7 +1,8 @@
 """``python -m editgan <command>``: the engine's actions from the command line.
 
 Commands: sample, edit, apply, embed, bench, train (toy model stages), evaluate, convert (foreign checkpoints →
-model folder), push (model folder → Hugging Face Hub). Each prints where it wrote
+model folder), teach (annotation folder → a model with a taught segmentation branch), push (model folder →
+Hugging Face Hub). Each prints where it wrote
 its files; errors are one line, no stack trace.
 """
 from __future__ import annotations
@@ -118,6 +119,35 @@ def cmd_convert(args) -> None:
     print(f"converted: {out}")
 
 
+def cmd_teach(args) -> None:
+    """Teach a model a segmentation branch from an annotation folder and write the taught model."""
+    from editgan.engine.model import load
+    from editgan.errors import TeachError
+    from editgan.modelio.checkpoint import check_output_folder
+    from editgan.teach.annotations import load_annotations
+    from editgan.teach.branch import TeachOptions, save_taught_model, teach_branch
+
+    check_output_folder(args.out, args.overwrite, TeachError)  # before minutes of training, not after
+    options = TeachOptions(members=args.members, epochs=args.epochs, pixels_per_image=args.pixels_per_image or None,
+                           class_balance=args.class_balance, seed=args.seed, agreement_folds=args.agreement_folds)
+    options.check()
+    model = load(args.model, args.device)
+    annotations = load_annotations(args.labels, model)
+    print(f"{len(annotations.samples)} annotated samples, {annotations.n_classes} classes; teaching "
+          f"{model.config.name} on {model.device}", flush=True)
+
+    def progress(p) -> None:
+        t = p.training
+        if p.stage == "branch" or t.epoch == t.epochs:  # the held-out folds: one line per member
+            print(f"[{p.fraction:4.0%}] {p.stage}: member {t.member}/{t.members} epoch {t.epoch}/{t.epochs} "
+                  f"loss {t.loss:.4f}", flush=True)
+
+    taught, report = teach_branch(model, annotations, options, progress, name=args.name)
+    for line in report.summary():
+        print(line)
+    print(f"taught: {save_taught_model(taught, args.out, args.overwrite)}")
+
+
 def cmd_push(args) -> None:
     from editgan.modelio.hub import push
     push(args.folder, args.repo_id, private=args.private, branch=args.branch, token=args.token,
@@ -227,6 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
                                        "StyleGAN2-ADA pickles) into a model folder")
     _convert_arguments(p)
     p.set_defaults(func=cmd_convert)
+
+    p = with_model(sub.add_parser("teach", help="teach a model (any: embedded, folder, Hub id) a segmentation branch "
+                                                "from an annotation folder, replacing any branch it has"))
+    p.add_argument("--labels", type=Path, required=True,
+                   help="annotation folder: classes.json, <seed>.png label maps, or <name>.png beside <name>.npy")
+    p.add_argument("--out", type=Path, required=True, help="folder for the taught model")
+    p.add_argument("--members", type=int, default=4, help="classifiers in the ensemble (DatasetGAN: 10)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--pixels-per-image", type=int, default=4096, help="labelled pixels sampled per map (0: all)")
+    p.add_argument("--class-balance", type=float, default=0.25,
+                   help="cross-entropy weights ∝ class frequency^-x (0: plain cross-entropy)")
+    p.add_argument("--agreement-folds", type=int, default=4,
+                   help="held-out agreement: train without each fold, score on it (0: skip)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default=None, help="the taught model's name (default: the source's + '-taught')")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model folder at --out")
+    p.set_defaults(func=cmd_teach)
 
     p = sub.add_parser("push", help="publish a model folder to the Hugging Face Hub")
     p.add_argument("folder", type=Path)

@@ -40,3 +40,15 @@ class SessionError(EditGANError, ValueError):
 
 class PushError(EditGANError, RuntimeError):
     """A model folder cannot be published to the Hub."""
+
+
+class AnnotationError(EditGANError, ValueError):
+    """A folder or set of annotated samples cannot be used for teaching; the message names the file at fault."""
+
+
+class TeachError(EditGANError, ValueError):
+    """A segmentation branch cannot be taught with the annotations and options given."""
+
+
+class TeachCancelled(TeachError):
+    """Teaching was stopped by its ``should_stop`` callback before the branch was finished; nothing was made."""

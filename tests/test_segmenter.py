@@ -272,3 +272,21 @@ def test_roi_table_sample_reads_the_same_logits_and_gradients_as_logits_at(mode)
     doubled = seg.roi_table(region, (64, 64), [(2 * h, 2 * w) for h, w in resolutions], 7)
     with pytest.raises(ValueError, match="made for maps"):
         seg.logits_at_sample(feats, doubled, sample[:7])
+
+
+@pytest.mark.parametrize("training", [False, True])
+@torch.no_grad()
+def test_member_logits_are_each_members_own_and_average_to_the_ensemble(training):
+    """The uncertainty map reads every member's logits; they must be the members' (batch norms folded or not) and
+    their mean the ensemble's logits."""
+    seg, feats = random_segmenter_and_features("bilinear", n_classes=4)
+    seg.train(training)
+    pixels = torch.stack([torch.randint(0, 32, (60,)), torch.randint(0, 32, (60,))], 1)
+    members = seg.member_logits_at(feats, pixels, (32, 32))
+    assert members.shape == (3, 2, 60, 4)
+    torch.testing.assert_close(members.mean(0), seg.logits_at(feats, pixels, (32, 32)), atol=1e-4, rtol=1e-4)
+    upsampled = torch.cat([torch.nn.functional.interpolate(f, size=(32, 32), mode="bilinear", align_corners=False)
+                           for f in feats], 1)[:, :, pixels[:, 0], pixels[:, 1]]
+    rows = upsampled.permute(0, 2, 1).reshape(-1, upsampled.shape[1])
+    for k, member in enumerate(seg.members):
+        torch.testing.assert_close(members[k].reshape(-1, 4), member(rows), atol=1e-4, rtol=1e-4)

@@ -33,3 +33,25 @@ def region_of_interest(old_labels: torch.Tensor, new_labels: torch.Tensor, paint
     for c in classes:
         roi |= (old_labels == c) | (new_labels == c)
     return dilate(roi, dilation)
+
+
+def class_ious(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> dict[int, float]:
+    """IoU of every class present in either map (within ``mask``)."""
+    if mask is not None:
+        predicted, truth = predicted[mask], truth[mask]
+    ious = {}
+    for c in np.union1d(np.unique(predicted), np.unique(truth)):
+        p, t = predicted == c, truth == c
+        ious[int(c)] = float((p & t).sum() / max((p | t).sum(), 1))
+    return ious
+
+
+def mean_iou(ious: dict[int, float]) -> float:
+    """The mean of :func:`class_ious` (1 when no class is present: an empty mask)."""
+    return float(np.mean(list(ious.values()))) if ious else 1.0
+
+
+def miou(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean IoU over the classes present in either map (within ``mask``): how the toy evaluation and Teach's
+    agreement report score a label map against another."""
+    return mean_iou(class_ious(predicted, truth, mask))

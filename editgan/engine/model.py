@@ -23,6 +23,8 @@ from editgan.engine.editing import EditOptions, EmbedOptions, OptimizationResult
 from editgan.engine.images import load_image, to_tensor, to_uint8
 from editgan.engine.latents import as_latent
 from editgan.engine.turns import DeviceTurns
+from editgan.engine.uncertainty import Measure
+from editgan.engine.uncertainty import uncertainty as ensemble_uncertainty
 from editgan.errors import ModelLoadError
 from editgan.modelio.checkpoint import ModelParts, read_model, write_model
 from editgan.modelio.config import ModelConfig
@@ -225,6 +227,17 @@ class EditGANModel:
     @_in_turn
     def render(self, wplus: Latent | torch.Tensor) -> Rendering:
         return self._rendering(self._latent(wplus))
+
+    @_in_turn
+    def uncertainty(self, wplus: Latent | torch.Tensor, measure: Measure = "disagreement") -> np.ndarray:
+        """(h, w) float32 in [0, 1]: where the segmentation branch is unsure of this latent's picture (the
+        fraction of ensemble members that disagree with the ensemble, or the normalised entropy; see
+        :mod:`editgan.engine.uncertainty`). Teaching shows it so that the next annotation goes where it helps."""
+        segmenter = self._require_segmenter("an uncertainty map")
+        with torch.no_grad():
+            image, feats = self.generator.synthesis(self._latent(wplus), return_features=True)
+        values = ensemble_uncertainty(segmenter, feats, tuple(image.shape[-2:]), measure)
+        return self._crop(values)[0].cpu().numpy()
 
     def _require_segmenter(self, action: str) -> Segmenter:
         if self.segmenter is None:

@@ -8,7 +8,9 @@ disagree with the weights. ``ModelConfig.extra`` may add card-only facts:
 - ``notes``: a list of remarks (known differences from an original release, limitations);
 - ``sources``: a list of ``{"file", "bytes", "sha256", "role"}`` describing converted input files;
 - ``conversion``: a flat ``{setting: value}`` dict saying how a converter read a foreign file (what it took, the
-  original network's settings), shown as its own table.
+  original network's settings), shown as its own table;
+- ``teach``: how Teach taught the segmentation branch (samples, options, time, held-out agreement), shown under
+  the branch's classes.
 """
 from __future__ import annotations
 
@@ -68,6 +70,33 @@ def markdown_table(header: list[str], rows: list[list]) -> list[str]:
     return lines
 
 
+def teach_lines(record: dict) -> list[str]:
+    """The card's account of a branch taught with Teach, from ``extra["teach"]`` (see ``editgan.teach.branch``)."""
+    pixels = record.get("pixels_per_image")
+    lines = ["### How the branch was taught", "",
+             f"Taught with EditGAN Studio's Teach ({record.get('date', 'date not recorded')}) from "
+             f"**{record.get('samples', '?')} annotated samples** of model `{record.get('source', '?')}`"
+             + (", replacing its branch" if record.get("replaced_branch") else "")
+             + f": {record.get('members', '?')} classifiers, {record.get('epochs', '?')} epochs over "
+             + (f"{pixels} sampled pixels per sample" if pixels else "every pixel")
+             + f", class balance {record.get('class_balance', '?')}. Training took "
+             f"{record.get('training_seconds', '?')} s on {record.get('device', '?')} ({record.get('seconds', '?')} s "
+             "with the held-out check).", ""]
+    agreement = record.get("agreement")
+    if agreement:
+        lines += [f"**Held-out agreement: mIoU {agreement['miou']}** ({agreement['folds']} folds). Computed by "
+                  f"{agreement.get('method', 'leave-some-out over the annotated samples')}.", ""]
+        if agreement.get("class_iou"):
+            lines += markdown_table(["class", "held-out IoU"], [[k, v] for k, v in agreement["class_iou"].items()])
+            lines += [""]
+    else:
+        lines += ["No held-out agreement was measured.", ""]
+    if record.get("dropped_presets"):
+        lines += ["The source's presets " + ", ".join(f"`{p}`" for p in record["dropped_presets"]) + " were "
+                  "dropped: they name the classes of the branch that was replaced.", ""]
+    return lines
+
+
 def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
     """README.md text for a model with ``config``; ``repo_id`` (if known) goes into the usage snippet."""
     g = config.generator
@@ -111,6 +140,8 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None) -> str:
                   "logits.", "", "### Classes", ""]
         lines += markdown_table(["id", "name", "color"], [[i, name, f"`{hex_color(color)}`"] for i, (name, color)
                                                   in enumerate(zip(config.class_names, config.palette))]) + [""]
+        if extra.get("teach"):
+            lines += teach_lines(extra["teach"])
 
     if config.presets:
         lines += ["## Preset editing vectors", "",

@@ -22,6 +22,7 @@ prediction is the mean of the members' raw logits, as in EditGAN.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -162,14 +163,10 @@ class Segmenter(nn.Module):
         if dense:
             return self.forward_dense(features, size, max_elements)
         resolutions = list(self._resolution_groups(features))
-        band_rows = max(1, chunk // size[1])
-        columns = torch.arange(size[1], device=features[0].device)
         bands = []
-        for top in range(0, size[0], band_rows):
-            rows = torch.arange(top, min(top + band_rows, size[0]), device=features[0].device)
-            pixels = torch.stack(torch.meshgrid(rows, columns, indexing="ij"), -1).reshape(-1, 2)
+        for pixels in pixel_bands(size, chunk, features[0].device):
             logits = self.logits_at(features, self.pixel_taps(pixels, size, resolutions))
-            bands.append(logits.reshape(logits.shape[0], rows.numel(), size[1], -1))
+            bands.append(logits.reshape(logits.shape[0], -1, size[1], logits.shape[-1]))
         return torch.cat(bands, 1).permute(0, 3, 1, 2)
 
     def forward_dense(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
@@ -281,6 +278,22 @@ class Segmenter(nn.Module):
         256-px canvas: about 90), so this costs a fraction of projecting the P gathered pixels, and it equals the
         full computation at those pixels. Maps as large as the canvas are read at the pixels themselves.
         """
+        first = self._first_layer_at(features, pixels, size)
+        n, p = first.shape[:2]
+        return self._heads(first.reshape(n * p, -1)).reshape(n, p, -1)
+
+    def member_logits_at(self, features: list[torch.Tensor], pixels: "torch.Tensor | PixelTaps",
+                         size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Every member's own logits (M, N, P, n_classes) at ``pixels``, as :meth:`logits_at` reads them (their
+        mean is its result). Where the members disagree, the ensemble is unsure: Teach shows it so that a person
+        annotates next where the branch needs it most."""
+        first = self._first_layer_at(features, pixels, size)
+        n, p = first.shape[:2]
+        return self._member_heads(first.reshape(n * p, -1)).reshape(len(self.members), n, p, -1)
+
+    def _first_layer_at(self, features: list[torch.Tensor], pixels: "torch.Tensor | PixelTaps",
+                        size: tuple[int, int] | None) -> torch.Tensor:
+        """All members' first linear layer (without its bias) at the pixels, factorized: (N, P, M·h1)."""
         self._check(features)
         groups = self._resolution_groups(features)
         taps = pixels if isinstance(pixels, PixelTaps) else self.pixel_taps(pixels, size, list(groups))
@@ -302,8 +315,7 @@ class Segmenter(nn.Module):
             total = taps.interpolate(torch.cat(interpolated, 1))
             if direct is not None:
                 total += direct  # in place: this is the largest tensor here
-        n, p = total.shape[:2]
-        return self._heads(total.reshape(n * p, -1)).reshape(n, p, -1)
+        return total
 
     def roi_table(self, pixels: torch.Tensor, size: tuple[int, int], resolutions: list[tuple[int, int]],
                   sample_size: int) -> "RoiTable":
@@ -396,6 +408,16 @@ class Segmenter(nn.Module):
             return out / len(self.members)
         return _fused_head_rows(first, self._fused_heads(), len(self.members), h1)
 
+    def _member_heads(self, first: torch.Tensor) -> torch.Tensor:
+        """Each member's logits (M, P, K) from (P, M·h1) first-layer rows without their bias."""
+        h1 = self.members[0].first.out_features
+        if self.training:
+            return torch.stack([member.head(hidden + member.first.bias)
+                                for member, hidden in zip(self.members, first.split(h1, dim=1))])
+        fused = self._fused_heads()
+        hidden = _fused_hidden_rows(first, fused, len(self.members), h1)
+        return torch.baddbmm(fused.member_bias3, hidden, fused.weight3 * len(self.members))
+
     def _fused_heads(self) -> "FusedHeads":
         """The members' heads in evaluation mode as three batched layers, each batch norm folded into the linear
         layer after it, and the ensemble mean folded into the last one: the same logits with a few large
@@ -415,7 +437,8 @@ class Segmenter(nn.Module):
         m = len(self.members)
         fused = FusedHeads(bias1=torch.cat([member.first.bias for member in self.members]),
                            weight2=torch.stack(weights2), bias2=torch.stack(biases2)[:, None],
-                           weight3=torch.stack(weights3) / m, bias3=torch.stack(biases3).mean(0))
+                           weight3=torch.stack(weights3) / m, bias3=torch.stack(biases3).mean(0),
+                           member_bias3=torch.stack(biases3)[:, None])
         if key is not None:
             self._fused = (key, fused)
         return fused
@@ -452,12 +475,17 @@ def _project(source: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.matmul(weight.T, flat).reshape(n, -1, h, w)
 
 
+def _fused_hidden_rows(first: torch.Tensor, fused: "FusedHeads", m: int, h1: int) -> torch.Tensor:
+    """Every member's last hidden layer (M, P, h2) in evaluation mode, from (P, m·h1) first-layer rows without
+    bias: the members' middle layers as one batched matrix product (see :class:`FusedHeads`)."""
+    hidden = (first + fused.bias1).relu_().view(first.shape[0], m, h1).transpose(0, 1)
+    return torch.relu(torch.baddbmm(fused.bias2, hidden, fused.weight2))
+
+
 def _fused_head_rows(first: torch.Tensor, fused: "FusedHeads", m: int, h1: int) -> torch.Tensor:
     """Mean logits (P, K) of ``m`` members from their first layers' outputs (P, m·h1) without bias, rows of
     pixels: the members' remaining layers as two batched matrix products (see :class:`FusedHeads`)."""
-    hidden = (first + fused.bias1).relu_().view(first.shape[0], m, h1).transpose(0, 1)
-    hidden = torch.relu(torch.baddbmm(fused.bias2, hidden, fused.weight2))  # (M, P, h2)
-    return torch.bmm(hidden, fused.weight3).sum(0) + fused.bias3
+    return torch.bmm(_fused_hidden_rows(first, fused, m, h1), fused.weight3).sum(0) + fused.bias3
 
 
 def _dense_heads(first: torch.Tensor, fused: "FusedHeads", members: slice, h1: int) -> torch.Tensor:
@@ -491,6 +519,16 @@ def _axis_taps(dst: torch.Tensor, n_in: int, n_out: int, mode: str = "bilinear"
     i0 = src.floor().long().clamp(max=n_in - 1)
     i1 = (i0 + 1).clamp(max=n_in - 1)
     return i0, i1, src - i0.float()
+
+
+def pixel_bands(size: tuple[int, int], chunk: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """The pixels (P, 2) = (row, col) of a ``size`` canvas in row-major bands of whole rows, about ``chunk`` pixels
+    each: how a full map is computed with the memory of one band."""
+    band_rows = max(1, chunk // size[1])
+    columns = torch.arange(size[1], device=device)
+    for top in range(0, size[0], band_rows):
+        rows = torch.arange(top, min(top + band_rows, size[0]), device=device)
+        yield torch.stack(torch.meshgrid(rows, columns, indexing="ij"), -1).reshape(-1, 2)
 
 
 def upsample_to(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
@@ -598,6 +636,7 @@ class FusedHeads:
     bias2: torch.Tensor  # (M, 1, h2)
     weight3: torch.Tensor  # (M, h2, K), divided by M
     bias3: torch.Tensor  # (K,) mean over members
+    member_bias3: torch.Tensor  # (M, 1, K) each member's own
 
 
 def frozen_key(tensors: list[torch.Tensor]) -> tuple | None:

@@ -1,8 +1,15 @@
 """Train the segmentation branch the DatasetGAN way: a few labelled generator samples → an ensemble of MLPs.
 
-Each labelled sample is a w+ latent whose image a person (or, for the toy domain, the renderer) annotated. The
-generator's feature maps at the annotated pixels become training rows; every ensemble member is an MLP trained
-on those rows with cross-entropy from its own random initialisation and shuffling.
+Each labelled sample is a w+ latent whose picture a person (or, for the toy domain, the renderer) annotated. The
+generator's features at a sample of the labelled pixels become training rows; every ensemble member is an MLP
+trained on those rows with cross-entropy from its own random initialisation and shuffling.
+
+The rows are read at the sampled pixels only. DatasetGAN upsamples every feature map to full resolution,
+concatenates them and then picks pixels: at 1024 px that is ≈ 6000 channels × 1 M pixels per sample, the reason
+its training needs 160 GB of RAM. Here each map is read at its own resolution through the four bilinear taps of
+each sampled pixel (:func:`pixel_features`, the same taps the segmenter's factorized path uses), which gives the
+same numbers as upsampling and picking, so the memory is rows × channels whatever the resolution: 16 samples ×
+4096 pixels of a 1024-px generator are ≈ 0.7 GB of float16 rows.
 """
 from __future__ import annotations
 
@@ -13,10 +20,14 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from editgan.networks.segmenter import Segmenter, SegmenterConfig, upsample_to
+from editgan.errors import TeachCancelled
+from editgan.networks.segmenter import Segmenter, SegmenterConfig, bilinear_taps, tap_corners
 from editgan.networks.stylegan2 import Generator
 
 log = logging.getLogger(__name__)
+
+IGNORE = -1
+"""A label that marks a pixel as not annotated: it is never sampled."""
 
 
 @dataclass
@@ -25,33 +36,79 @@ class SegmenterTrainingOptions:
     batch_size: int = 2048
     lr: float = 1e-3
     pixels_per_image: int | None = None
-    """Rows sampled from each image; None takes every pixel (fine up to ~128 px)."""
+    """Rows sampled from each image's labelled pixels; None takes every labelled pixel (fine up to ~128 px)."""
     class_balance: float = 0.5
     """Cross-entropy weights ∝ frequency^(−class_balance): 0 = plain CE; >0 helps tiny parts (pupils)."""
     seed: int = 0
 
 
+@dataclass
+class TrainingProgress:
+    """Reported after every epoch of every member (and so a few hundred times per run at most)."""
+    member: int
+    """1-based."""
+    members: int
+    epoch: int
+    """1-based."""
+    epochs: int
+    loss: float
+    """Mean cross-entropy over the epoch's batches."""
+
+
+ProgressCallback = Callable[[TrainingProgress], None]
+
+
+def pixel_features(features: list[torch.Tensor], pixels: torch.Tensor, size: tuple[int, int],
+                   mode: str = "bilinear") -> torch.Tensor:
+    """The concatenated feature vectors (N, P, ΣC) of the ``size`` canvas at ``pixels`` (P, 2) = (row, col).
+
+    Equal to upsampling every map to ``size`` (``F.interpolate`` without corner alignment, or nearest), then
+    concatenating and picking the pixels, without making any full-resolution map: each map is read at its own
+    resolution at the four source pixels that each pixel's interpolation reads.
+    """
+    columns, taps = [], {}
+    for f in features:
+        h, w = f.shape[-2:]
+        flat = f.flatten(2)  # (N, C, h·w)
+        if (h, w) == tuple(size):
+            columns.append(flat[:, :, pixels[:, 0] * w + pixels[:, 1]])
+            continue
+        if (h, w) not in taps:
+            corners, weights = tap_corners(bilinear_taps(pixels, (h, w), size, mode), w)
+            taps[(h, w)] = corners.to(f.device), weights.to(f.device, f.dtype)
+        corners, weights = taps[(h, w)]
+        gathered = flat[:, :, corners.reshape(-1)].reshape(*flat.shape[:2], *corners.shape)  # (N, C, 4, P)
+        columns.append((gathered * weights).sum(2))
+    return torch.cat(columns, 1).transpose(1, 2)
+
+
+def sample_pixels(labels: torch.Tensor, count: int | None, generator: torch.Generator) -> torch.Tensor:
+    """``count`` labelled pixels (P, 2) of an (H, W) map drawn without replacement (all of them when None or
+    more), in row-major order."""
+    flat = (labels.reshape(-1) != IGNORE).nonzero()[:, 0].cpu()
+    if count is not None and count < flat.numel():
+        flat = flat[torch.randperm(flat.numel(), generator=generator)[:count]].sort().values
+    width = labels.shape[-1]
+    return torch.stack([flat // width, flat % width], 1).to(labels.device)
+
+
 @torch.no_grad()
 def feature_rows(generator: Generator, wplus: torch.Tensor, labels: torch.Tensor, mode: str = "bilinear",
                  pixels_per_image: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pixel feature vectors (P, ΣC) in float16 and their labels (P,), one image at a time.
-
-    Upsampling one map at a time and keeping only the sampled pixels bounds memory at large resolutions.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    all_rows, all_targets = [], []
+    """Per-pixel feature vectors (P, ΣC) in float16 and their labels (P,), read at a sample of each image's
+    labelled pixels (``labels`` (N, H, W) on the canvas; :data:`IGNORE` marks pixels without a label)."""
+    draw = torch.Generator().manual_seed(seed)
     size = tuple(labels.shape[-2:])
+    all_rows, all_targets = [], []
     for i in range(wplus.shape[0]):
+        pixels = sample_pixels(labels[i], pixels_per_image, draw)
+        if pixels.shape[0] == 0:
+            continue
         _, feats = generator.synthesis(wplus[i:i + 1], return_features=True)
-        flat_labels = labels[i].reshape(-1)
-        if pixels_per_image is None or pixels_per_image >= flat_labels.numel():
-            index = torch.arange(flat_labels.numel())
-        else:
-            index = torch.randperm(flat_labels.numel(), generator=gen)[:pixels_per_image]
-        columns = [upsample_to(f, size, mode)[0].reshape(f.shape[1], -1)[:, index.to(f.device)].t().half()
-                   for f in feats]
-        all_rows.append(torch.cat(columns, dim=1).cpu())
-        all_targets.append(flat_labels[index].cpu())
+        all_rows.append(pixel_features(feats, pixels.to(feats[0].device), size, mode)[0].half())
+        all_targets.append(labels[i][pixels[:, 0], pixels[:, 1]])
+    if not all_rows:
+        raise ValueError("no labelled pixels to train on")
     return torch.cat(all_rows), torch.cat(all_targets).long()
 
 
@@ -64,38 +121,55 @@ def class_weights(targets: torch.Tensor, n_classes: int, power: float) -> torch.
 
 
 def train_segmenter(generator: Generator, wplus: torch.Tensor, labels: torch.Tensor, config: SegmenterConfig,
-                    options: SegmenterTrainingOptions | None = None,
-                    progress: Callable[[int, int, float], None] | None = None) -> Segmenter:
-    """Fit an ensemble on labelled samples: ``wplus`` (N, n_latent, D), ``labels`` (N, H, W) class ids."""
+                    options: SegmenterTrainingOptions | None = None, progress: ProgressCallback | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> Segmenter:
+    """Fit an ensemble on labelled samples: ``wplus`` (N, n_latent, D), ``labels`` (N, H, W) class ids on the
+    generator's canvas (:data:`IGNORE` where unlabelled). ``should_stop`` is asked before every batch; when it
+    answers True, :class:`TeachCancelled` is raised."""
     options = options or SegmenterTrainingOptions()
     device = wplus.device
+    labels = labels.to(device)
+    if int(labels.max()) >= config.n_classes:
+        raise ValueError(f"labels go up to {int(labels.max())}, the branch has {config.n_classes} classes")
     rows, targets = feature_rows(generator, wplus, labels, config.upsample_mode, options.pixels_per_image,
                                  options.seed)
     if rows.shape[1] != sum(config.feature_channels):
         raise ValueError(f"features have {rows.shape[1]} channels, config expects {sum(config.feature_channels)}")
     weights = class_weights(targets, config.n_classes, options.class_balance)
-    weights = weights.to(device) if weights is not None else None
+    log.info("segmenter: %d rows of %d features (%.0f MB) from %d samples", rows.shape[0], rows.shape[1],
+             rows.numel() * rows.element_size() / 2**20, wplus.shape[0])
     segmenter = Segmenter(config).to(device)
-    total_steps = config.n_members * options.epochs * -(-rows.shape[0] // options.batch_size)
-    step = 0
     for k, member in enumerate(segmenter.members):
         torch.manual_seed(options.seed * 1000 + k)
+        _reinitialise(member)
         member.train()
         optimizer = torch.optim.Adam(member.parameters(), lr=options.lr)
-        for _ in range(options.epochs):
-            order = torch.randperm(rows.shape[0])
+        for epoch in range(options.epochs):
+            order = torch.randperm(rows.shape[0]).to(device)
+            total, batches = 0.0, 0
             for start in range(0, rows.shape[0], options.batch_size):
+                if should_stop is not None and should_stop():
+                    raise TeachCancelled("teaching was cancelled")
                 batch = order[start:start + options.batch_size]
                 if batch.numel() < 2:  # BatchNorm needs two rows
                     continue
-                x = rows[batch].to(device).float()
-                loss = F.cross_entropy(member(x), targets[batch].to(device), weight=weights)
+                loss = F.cross_entropy(member(rows[batch].float()), targets[batch], weight=weights)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                step += 1
-                if progress is not None:
-                    progress(step, total_steps, loss.item())
+                total, batches = total + loss.item(), batches + 1
+            if progress is not None:
+                progress(TrainingProgress(k + 1, config.n_members, epoch + 1, options.epochs,
+                                          total / max(batches, 1)))
         member.eval()
-        log.info("segmenter member %d/%d trained (last loss %.3f)", k + 1, config.n_members, loss.item())
+        log.info("segmenter member %d/%d trained (last epoch's loss %.3f)", k + 1, config.n_members,
+                 total / max(batches, 1))
     return segmenter.eval()
+
+
+def _reinitialise(member: torch.nn.Module) -> None:
+    """Draw a member's weights again from the seeded generator, so that each member's start depends only on the
+    seed and its index (not on how many were built before it)."""
+    for module in member.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.BatchNorm1d)):
+            module.reset_parameters()

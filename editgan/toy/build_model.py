@@ -172,8 +172,7 @@ def transfer_score(model: EditGANModel, vector, validation: list[tuple], refine_
     """Mean mIoU, inside each edit's region of interest, between the true edited label map and what the vector
     (scale 1, then ``refine_steps`` of refinement) gives on the validation faces of :func:`_example_edits`."""
     from editgan.engine.editing import EditOptions
-    from editgan.engine.labels import region_of_interest
-    from editgan.toy.evaluate import miou
+    from editgan.engine.labels import miou, region_of_interest
     dilation = EditOptions().roi_dilation  # the region a mask edit of this face would get
     scores = []
     for _, wplus, labels, wanted, painted in validation:

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from editgan.colors import colorize
+from editgan.engine.labels import class_ious, mean_iou, miou
 from editgan.engine.model import EditGANModel, EditOutcome
 from editgan.toy import faces
 from editgan.toy.edits import PRESETS, paint_true_edit
@@ -45,27 +46,6 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
         diff = diff[mask]
     mse = float(np.mean(diff ** 2)) if diff.size else 0.0
     return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
-
-
-def class_ious(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> dict[int, float]:
-    """IoU of every class present in either map (within ``mask``)."""
-    if mask is not None:
-        predicted, truth = predicted[mask], truth[mask]
-    ious = {}
-    for c in np.union1d(np.unique(predicted), np.unique(truth)):
-        p, t = predicted == c, truth == c
-        ious[int(c)] = float((p & t).sum() / max((p | t).sum(), 1))
-    return ious
-
-
-def mean_iou(ious: dict[int, float]) -> float:
-    """The mean of :func:`class_ious` (1 when no class is present: an empty mask)."""
-    return float(np.mean(list(ious.values()))) if ious else 1.0
-
-
-def miou(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Mean IoU over the classes present in either map (within ``mask``)."""
-    return mean_iou(class_ious(predicted, truth, mask))
 
 
 def edit_metrics(outcome: EditOutcome, reconstruction: EditOutcome, true_image: np.ndarray,
