@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from editgan.errors import ConversionError
-from editgan.modelio.checkpoint import few, load_strict, state_mismatch
+from editgan.modelio.checkpoint import check_output_folder, few, load_strict, state_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +94,15 @@ def reporter(progress: Progress | None) -> Progress:
         if progress is not None:
             progress(message)
     return say
+
+
+def begin_conversion(checkpoint: str | Path, out: str | Path, overwrite: bool, truncation: float,
+                     progress: Progress | None, error: type[ConversionError] = ConversionError
+                     ) -> tuple[Progress, Path, Path]:
+    """What every generator conversion checks first: the output folder may be written, the truncation is in
+    [0, 1]. Returns the progress reporter and the two paths."""
+    checkpoint, out = Path(checkpoint), Path(out)
+    check_output_folder(out, overwrite, error)
+    if not 0.0 <= truncation <= 1.0:
+        raise error(f"truncation must be between 0 and 1, got {truncation}")
+    return reporter(progress), checkpoint, out

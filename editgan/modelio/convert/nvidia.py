@@ -61,9 +61,9 @@ import numpy as np
 import torch
 
 from editgan.errors import NvidiaPickleError
-from editgan.modelio.checkpoint import ModelParts, check_output_folder, write_new_model
+from editgan.modelio.checkpoint import ModelParts, write_new_model
 from editgan.modelio.config import GeneratorConfig, ModelConfig
-from editgan.modelio.convert.common import check_keys, file_record, reporter
+from editgan.modelio.convert.common import begin_conversion, check_keys, file_record
 from editgan.modelio.model_card import NO_SEGMENTER_NOTE
 from editgan.networks.stylegan2 import Generator, make_blur_kernel
 
@@ -691,11 +691,7 @@ def convert_nvidia(checkpoint: str | Path, out: str | Path, name: str | None = N
     """An NVIDIA StyleGAN2-ADA network pickle → a generator-only model folder (sampling, embedding and editing
     vectors work; painting needs a segmentation branch). ``image_box`` (top, left, height, width) places the picture
     in the canvas; without it, known generators get theirs (:func:`default_image_box`) and others the whole canvas."""
-    say = reporter(progress)
-    checkpoint, out = Path(checkpoint), Path(out)
-    check_output_folder(out, overwrite, NvidiaPickleError)
-    if not 0.0 <= truncation <= 1.0:
-        raise NvidiaPickleError(f"truncation must be between 0 and 1, got {truncation}")
+    say, checkpoint, out = begin_conversion(checkpoint, out, overwrite, truncation, progress, NvidiaPickleError)
     say(f"reading {checkpoint.name} as data (none of its code runs)")
     config, generator, arch = convert_nvidia_generator(checkpoint)
     box = _check_box(image_box, arch.resolution) if image_box is not None else \

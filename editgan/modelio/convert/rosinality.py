@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from editgan.errors import ConversionError
-from editgan.modelio.checkpoint import ModelParts, check_output_folder, few, shapes_of, write_new_model
+from editgan.modelio.checkpoint import ModelParts, few, shapes_of, write_new_model
 from editgan.modelio.config import GeneratorConfig, ModelConfig
 from editgan.modelio.convert.common import (
     Progress,
     StateDict,
+    begin_conversion,
     check_keys,
     file_record,
     read_checkpoint,
-    reporter,
     strip_prefix,
     tensor_dict,
 )
@@ -141,11 +141,7 @@ def convert_rosinality(checkpoint: str | Path, out: str | Path, size: int | None
                        progress: Progress | None = None) -> Path:
     """A rosinality stylegan2-pytorch checkpoint → a generator-only model folder (sampling and embedding work;
     mask editing needs a segmentation branch, which such a checkpoint does not have)."""
-    say = reporter(progress)
-    checkpoint, out = Path(checkpoint), Path(out)
-    check_output_folder(out, overwrite, ConversionError)
-    if not 0.0 <= truncation <= 1.0:
-        raise ConversionError(f"truncation must be between 0 and 1, got {truncation}")
+    say, checkpoint, out = begin_conversion(checkpoint, out, overwrite, truncation, progress)
     say(f"reading the generator {checkpoint.name}")
     gen_config, g = convert_generator(checkpoint, size, channel_multiplier)
     extra: dict = {"notes": [NO_SEGMENTER_NOTE], "sources": [file_record(checkpoint, "generator (g_ema)")]}
