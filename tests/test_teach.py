@@ -27,7 +27,7 @@ from editgan.teach.training import (
 
 CLASSES = ["dark", "middle", "bright"]
 PALETTE = [(0, 0, 0), (128, 128, 128), (255, 255, 255)]
-FAST = TeachOptions(members=2, epochs=8, pixels_per_image=None, batch_size=512, lr=3e-3, class_balance=0,
+FAST = TeachOptions(members=2, epochs=8, pixels_per_image=512, batch_size=1024, lr=3e-3, class_balance=0,
                     agreement_folds=3)
 
 

@@ -137,6 +137,16 @@ def test_evaluation_reports_all_metrics(built, tmp_path):
     assert (tmp_path / "grid.png").is_file()
 
 
+def test_evaluation_of_the_embedding_only(built, tmp_path):
+    """``--edits none``: the label-map mIoU of embedded photos alone, e.g. to compare two segmentation branches."""
+    evaluate.main(["--model", str(built), "--faces", "1", "--embed-steps", "2", "--edits", "none",
+                   "--json", str(tmp_path / "report.json")])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert 0 <= report["embedding"]["miou"] <= 1 and "mask" not in report and not report["per_edit"]
+    with pytest.raises(SystemExit):
+        evaluate.main(["--model", str(built), "--edits", "wider_nose"])
+
+
 def test_metrics():
     a = np.zeros((4, 4), int)
     b = a.copy()

@@ -214,6 +214,13 @@ class EditGANModel:
     @_in_turn
     def sample(self, seed: int = 0, truncation: float | None = None) -> Rendering:
         """A random picture from the model: z from ``seed``, mapped, truncated toward the mean latent."""
+        return self._rendering(self._sample_wplus(seed, truncation))
+
+    def sample_latent(self, seed: int = 0, truncation: float | None = None) -> Latent:
+        """The w+ of :meth:`sample` without rendering it (annotations by seed need only that)."""
+        return self._sample_wplus(seed, truncation)[0].cpu().numpy()
+
+    def _sample_wplus(self, seed: int, truncation: float | None) -> torch.Tensor:
         truncation = self.config.truncation if truncation is None else float(truncation)
         if not 0.0 <= truncation <= 1.0:
             raise ValueError(f"truncation must be between 0 and 1, got {truncation}")
@@ -222,7 +229,7 @@ class EditGANModel:
             w = self.generator.mapping(z)
             mean = self.mean_wplus[:, 0]
             w = mean + truncation * (w - mean)
-        return self._rendering(self.generator.to_wplus(w))
+        return self.generator.to_wplus(w)
 
     @_in_turn
     def render(self, wplus: Latent | torch.Tensor) -> Rendering:

@@ -72,13 +72,13 @@ def markdown_table(header: list[str], rows: list[list]) -> list[str]:
 
 def teach_lines(record: dict) -> list[str]:
     """The card's account of a branch taught with Teach, from ``extra["teach"]`` (see ``editgan.teach.branch``)."""
-    pixels = record.get("pixels_per_image")
+    pixels, epochs = record.get("pixels_per_image"), record.get("epochs", "?")
     lines = ["### How the branch was taught", "",
              f"Taught with EditGAN Studio's Teach ({record.get('date', 'date not recorded')}) from "
              f"**{record.get('samples', '?')} annotated samples** of model `{record.get('source', '?')}`"
              + (", replacing its branch" if record.get("replaced_branch") else "")
-             + f": {record.get('members', '?')} classifiers, {record.get('epochs', '?')} epochs over "
-             + (f"{pixels} sampled pixels per sample" if pixels else "every pixel")
+             + f": {record.get('members', '?')} classifiers, {epochs} epoch{'' if epochs == 1 else 's'} over "
+             + (f"up to {pixels} sampled pixels of each" if pixels else "every pixel")
              + f", class balance {record.get('class_balance', '?')}. Training took "
              f"{record.get('training_seconds', '?')} s on {record.get('device', '?')} ({record.get('seconds', '?')} s "
              "with the held-out check).", ""]

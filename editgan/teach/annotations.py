@@ -318,7 +318,7 @@ def resolve_latents(annotations: AnnotationSet, model: EditGANModel) -> Annotati
     the model's default), in place; returns the set."""
     for sample in annotations.samples:
         if sample.wplus is None:
-            sample.wplus = model.sample(sample.seed, annotations.truncation).wplus
+            sample.wplus = model.sample_latent(sample.seed, annotations.truncation)
     return annotations
 
 

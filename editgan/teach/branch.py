@@ -270,10 +270,10 @@ def taught_model(model: EditGANModel, annotations: AnnotationSet, segmenter: Seg
                  f"{len(annotations.samples)} annotated samples"
                  + (", replacing the source model's branch." if model.has_segmenter else "."))
     extra["notes"] = notes
-    provenance = " ".join(part for part in (
-        model.config.provenance,
+    previous = (model.config.provenance or "").strip()
+    provenance = (f"{previous}{'' if not previous or previous.endswith('.') else '.'} " if previous else "") + (
         f"Segmentation branch taught from {len(annotations.samples)} annotated samples of model "
-        f"{model.config.name!r} (python -m editgan teach / the Teach tab).") if part)
+        f"{model.config.name!r} (python -m editgan teach / the Teach tab).")
     config: ModelConfig = dataclasses.replace(
         model.config, name=name or f"{model.config.name}-taught", class_names=list(annotations.class_names),
         palette=[tuple(c) for c in annotations.palette], segmenter=options.settings(), extra=extra,

@@ -57,7 +57,7 @@ def edit_metrics(outcome: EditOutcome, reconstruction: EditOutcome, true_image: 
 
 def evaluate(model: EditGANModel, n_faces: int = 20, embed_steps: int = 100, edit_steps: int = 100,
              refine_steps: int = 30, edits: list[str] | None = None, grid_path: Path | None = None) -> dict:
-    edits = edits or list(PRESETS)
+    edits = list(PRESETS) if edits is None else edits  # [] measures the embedding only
     size = model.generator.size
     rows: dict[str, list] = {"embed": []}
     timings: dict[str, list[float]] = {"embed": [], "edit": [], "vector": [], "refine": []}
@@ -158,10 +158,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--refine-steps", type=int, default=30)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--grid", type=Path, default=None, help="PNG of before / painted / after / truth")
+    parser.add_argument("--edits", default=None,
+                        help="comma-separated preset edits to measure (default: all); 'none' measures only the "
+                             "embedding (PSNR and label-map mIoU), e.g. to compare segmentation branches")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     model = EditGANModel.load(args.model, device="cpu")
-    report = evaluate(model, args.faces, args.embed_steps, args.edit_steps, args.refine_steps,
+    edits = None if args.edits is None else [e for e in args.edits.split(",") if e and e != "none"]
+    unknown = sorted(set(edits or []) - set(PRESETS))
+    if unknown:
+        parser.error(f"unknown edits {', '.join(unknown)} (known: {', '.join(PRESETS)})")
+    report = evaluate(model, args.faces, args.embed_steps, args.edit_steps, args.refine_steps, edits,
                       grid_path=args.grid)
     text = json.dumps(report, indent=1)
     if args.json:
