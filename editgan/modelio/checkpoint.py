@@ -14,6 +14,7 @@ the config gives one message naming the file and the keys. Converters, the toy p
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -214,6 +215,24 @@ def write_new_model(out: str | Path, parts: ModelParts, overwrite: bool = False,
         shutil.rmtree(out)
     partial.rename(out)
     return out
+
+
+def add_preset(folder: str | Path, vector: EditingVector) -> Path:
+    """Make ``vector`` a preset of the model folder: ``vectors/<name>.safetensors``, listed in config.json with its
+    display name, scale range and refine steps (a preset of the same name is replaced). The vector must fit the
+    folder's generator and classes; config.json is replaced in one rename. Returns the vector's file."""
+    folder = Path(folder)
+    config = read_config(folder)
+    n_latent = 2 * (config.generator.size.bit_length() - 1) - 2
+    vector.check_fits(n_latent, config.generator.style_dim, config.n_classes)
+    path = vector.save(folder / "vectors" / f"{vector.name}.safetensors")
+    os.chmod(path, _readable_mode())
+    presets = [p for p in config.presets if p.name != vector.name] + [preset_info(vector)]
+    partial = folder / "config.json.partial"
+    partial.write_text(json.dumps(dataclasses.replace(config, presets=presets).to_dict(), indent=1) + "\n")
+    os.chmod(partial, _readable_mode())
+    partial.replace(folder / "config.json")
+    return path
 
 
 def check_output_folder(out: Path, overwrite: bool, error: type[EditGANError] = ModelLoadError) -> None:
