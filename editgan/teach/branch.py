@@ -165,12 +165,13 @@ class TeachReport:
 
 def teach_branch(model: EditGANModel, annotations: AnnotationSet, options: TeachOptions | None = None,
                  on_progress: Callable[[TeachProgress], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, name: str | None = None
-                 ) -> tuple[EditGANModel, TeachReport]:
+                 should_stop: Callable[[], bool] | None = None, name: str | None = None,
+                 on_branch: Callable[[EditGANModel], None] | None = None) -> tuple[EditGANModel, TeachReport]:
     """A new model: ``model``'s generator (and encoder) with a branch taught from ``annotations``, replacing any
     branch it had (classes and palette are the annotations'). Presets stay when the classes are the same, else
     they are dropped (their class ids name the old classes). Seed samples without a latent get theirs from the
-    model (in place). ``should_stop`` cancels with :class:`~editgan.errors.TeachCancelled`."""
+    model (in place). ``should_stop`` cancels with :class:`~editgan.errors.TeachCancelled`. ``on_branch`` gets the
+    taught model as soon as its branch is trained, before the held-out folds (a preview while they run)."""
     options = options or TeachOptions()
     options.check()
     start = time.perf_counter()
@@ -191,11 +192,13 @@ def teach_branch(model: EditGANModel, annotations: AnnotationSet, options: Teach
     segmenter = train_segmenter(model.generator, wplus, labels, config, options.training(), reporter("branch", 1),
                                 should_stop)
     training_seconds = time.perf_counter() - start
+    taught, dropped = taught_model(model, annotations, segmenter, options, name)
+    if on_branch is not None:
+        on_branch(taught)
     agreement = None
     if folds:
         agreement = held_out_agreement(model, annotations, wplus, labels, config, options, folds, reporter,
                                        should_stop)
-    taught, dropped = taught_model(model, annotations, segmenter, options, name)
     report = TeachReport([s.key for s in annotations.samples], list(annotations.class_names), options,
                          training_seconds, time.perf_counter() - start, agreement, str(model.device),
                          model.config.name, model.has_segmenter, dropped)
