@@ -63,6 +63,19 @@ class EngineRegistry:
                     log.info("dropped model %s on %s (least recently used)", *dropped)
             return engine
 
+    def put(self, model_id: str | Path, engine: EditGANModel, device: str | None = None) -> str:
+        """Serve ``engine`` under ``model_id`` (a model made in this process, e.g. a taught one, whose folder
+        ``model_id`` names so that it can be loaded again if it is dropped); replaces a model of that key. Returns
+        the key."""
+        key = (model_key(model_id), device or "auto")
+        with self._lock:
+            self._engines[key] = engine
+            self._engines.move_to_end(key)
+            while len(self._engines) > self._max_models:
+                dropped, _ = self._engines.popitem(last=False)
+                log.info("dropped model %s on %s (least recently used)", *dropped)
+        return key[0]
+
     def loaded(self) -> list[tuple[str, str]]:
         with self._lock:
             return list(self._engines)

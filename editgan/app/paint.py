@@ -83,11 +83,14 @@ def downscale_paint(layer_rgba: np.ndarray, shape: tuple[int, int], palette: Seq
     return painted_small, np.argmax(votes, axis=0).astype(np.int64)
 
 
-def decode_canvas(canvas: dict | None, labels: np.ndarray, palette: Sequence[Color], k: int
+def decode_canvas(canvas: dict | None, labels: np.ndarray, palette: Sequence[Color], k: int, require: bool = True
                   ) -> tuple[np.ndarray, np.ndarray]:
     """The editor's value (``layers``, ``background``, ``composite``) over the label map ``labels`` shown enlarged
-    ``k`` times → (painted mask, class ids) at label-map resolution. Raises ValueError when nothing is painted."""
+    ``k`` times → (painted mask, class ids) at label-map resolution. Raises ValueError when nothing is painted, or,
+    without ``require``, returns an empty mask."""
     shape = labels.shape
+    if not canvas and not require:
+        return np.zeros(shape, dtype=bool), np.zeros(shape, dtype=np.int64)
     if not canvas:
         raise ValueError("nothing painted: pick a class color and paint on the label map where it should change")
     layer = flatten_layers([x for x in (canvas.get("layers") or []) if x is not None])
@@ -103,7 +106,7 @@ def decode_canvas(canvas: dict | None, labels: np.ndarray, palette: Sequence[Col
         if background is None:
             background = np.repeat(np.repeat(colorize(labels, palette), k, axis=0), k, axis=1)
         painted, ids = downscale_paint(difference_layer(composite, background), shape, palette, k)
-    if not painted.any():
+    if not painted.any() and require:
         raise ValueError(f"nothing painted: pick a class color and paint on the label map where it should change "
                          f"(each label pixel is {k}×{k} pixels on the canvas; strokes covering less than half of "
                          f"one are ignored)")

@@ -50,8 +50,23 @@ class Policy:
         return model_key(choice)
 
     def name_of(self, key: str) -> str:
-        """The name the page shows for a model key."""
-        return next((label for label, k in self.offered.items() if k == key), key)
+        """The name the page shows for a model key (in public mode, a folder by its last part, never its path)."""
+        shown = Path(key).name if self.public and Path(key).is_absolute() else key
+        return next((label for label, k in self.offered.items() if k == key), shown)
+
+    def writable_folder(self, key: str, own_root: Path) -> Path:
+        """The model folder of ``key`` when visitors may write into it (a preset): in public mode only a folder of
+        their own under ``own_root`` (a model they taught in this session), never the operator's; locally any
+        local model folder. ValueError with a sentence otherwise."""
+        folder = Path(key)
+        if not folder.is_absolute() or not (folder / "config.json").is_file():
+            raise ValueError("presets are written into a local model folder, and this model is not one (an "
+                             "embedded model or a Hub repo): save the edit as a vector, or teach and save a model "
+                             "folder first")
+        if self.public and not folder.resolve().is_relative_to(Path(own_root).resolve()):
+            raise ValueError("this public studio does not write into its models' folders: save the edit as a vector "
+                             "instead (or teach a model of your own in the Teach tab, which you may add presets to)")
+        return folder
 
     def scrub(self, message: str) -> str:
         """In public mode, a message without server paths (folders, caches, /proc): each becomes '…'."""
