@@ -263,6 +263,30 @@ def vector_panel(engine: EditGANModel | None) -> VectorPanel:
 
 
 @dataclass
+class PresetPanel:
+    """Saves the current edit into the model's folder as a preset (the vector's name is the Vector name box)."""
+    display_name: gr.Textbox
+    scale_min: gr.Number
+    scale_max: gr.Number
+    refine_steps: gr.Number
+    save: gr.Button
+
+
+def preset_panel() -> PresetPanel:
+    with gr.Accordion("Save as a preset of this model", open=False, elem_id="preset-panel"):
+        gr.Markdown("Writes the current edit into the model's folder (`vectors/<name>.safetensors`, listed in its "
+                    "config.json), named by **Vector name** above: it is a slider for everyone who loads the model.")
+        display_name = gr.Textbox(label="Display name", placeholder="e.g. Bigger eyes", elem_id="preset-display")
+        with gr.Row():
+            scale_min = gr.Number(-2, label="Scale from", elem_id="preset-min")
+            scale_max = gr.Number(2, label="Scale to", elem_id="preset-max")
+            refine_steps = gr.Number(10, label="Refine steps", precision=0, minimum=0, maximum=500,
+                                     elem_id="preset-refine")
+        save = gr.Button("Save as a preset of this model", elem_id="save-preset")
+    return PresetPanel(display_name, scale_min, scale_max, refine_steps, save)
+
+
+@dataclass
 class HistoryPanel:
     undo: gr.Button
     redo: gr.Button
@@ -298,6 +322,7 @@ class Components:
     picture: PicturePanel
     paint: PaintPanel
     vectors: VectorPanel
+    preset: PresetPanel
     history: HistoryPanel
 
 
@@ -319,5 +344,6 @@ def studio_layout(engine: EditGANModel | None, default_model: str, choices: list
             paint = paint_panel(engine)
         with gr.Column(scale=2):
             vectors = vector_panel(engine)
+            preset = preset_panel()
     history = history_panel()
-    return Components(state, model, sample, photo, picture, paint, vectors, history)
+    return Components(state, model, sample, photo, picture, paint, vectors, preset, history)

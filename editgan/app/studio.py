@@ -34,6 +34,7 @@ from editgan.engine.images import load_image, square_box
 from editgan.engine.labels import apply_paint
 from editgan.engine.model import EditGANModel, EditOutcome, Progress, Rendering
 from editgan.errors import EditGANError
+from editgan.modelio.checkpoint import add_preset
 from editgan.modelio.picture_files import write_rendering
 from editgan.modelio.vectors import EditingVector
 
@@ -103,6 +104,16 @@ def checked_steps(value: Any, what: str, limit: int = MAX_STEPS) -> int:
     if not math.isfinite(steps) or steps != int(steps) or not 1 <= steps <= limit:
         raise ValueError(f"{what} must be a whole number from 1 to {limit}, got {value!r}")
     return int(steps)
+
+
+def checked_number(value: Any, what: str, limit: float = 100.0) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or abs(number) > limit:
+        raise ValueError(f"{what} must be a number from {-limit:g} to {limit:g}, got {value!r}")
+    return number
 
 
 def checked_fraction(percent: Any, default: float) -> float:
@@ -264,6 +275,18 @@ class Studio:
         rendering = engine.sample(FIRST_SEED)
         session.start(rendering.wplus, f"sample (seed {FIRST_SEED})")
         return self.view(session, engine, rendering, model=True)
+
+    def show_model(self, state: Session | None, key: str, message: str) -> dict:
+        """This session goes on with the model of ``key`` (chosen by the server, e.g. one just taught): the picture
+        stays when the latents fit, and the page takes the model's classes, legend and presets."""
+        session, _ = self.session(state)
+        engine = self.engine(key)
+        session.model_id = key
+        if session.started and session.current.wplus.shape != (engine.n_latent, engine.style_dim):
+            session = Session(key)
+        if not session.started:
+            session.start(engine.sample(FIRST_SEED).wplus, f"sample (seed {FIRST_SEED})")
+        return self.view(session, engine, message=message, model=True)
 
     @guarded
     def load_model(self, choice: str | None, progress: gr.Progress = gr.Progress()) -> dict:
@@ -464,6 +487,29 @@ class Studio:
                                                  f"slider, and its file is ready to download.")
         out[self.c.vectors.saved_file] = str(path)
         return out
+
+    @guarded
+    def save_preset(self, state: Session | None, name: str | None, display_name: str | None, scale_min: Any,
+                    scale_max: Any, refine_steps: Any) -> dict:
+        """The current edit as a preset of the model's folder (public mode: only a model taught in this session)."""
+        session, engine = self.session(state)
+        folder = self.policy.writable_folder(session.model_id, self.scratch.root)
+        name = (name or "").strip()
+        if not name:
+            raise ValueError("give the preset a name in Vector name (letters, digits, '_', '-' or '.')")
+        low, high = checked_number(scale_min, "scale from"), checked_number(scale_max, "scale to")
+        if not low < 0 < high:
+            raise ValueError(f"a preset's scale goes from below 0 to above 0, got {low:g} to {high:g}")
+        refine = 0 if refine_steps in (None, 0, 0.0) else checked_steps(refine_steps, "refine steps", 500)
+        vector = session.edit_vector(name, (display_name or "").strip()[:80])
+        vector.scale_range, vector.refine_steps = (low, high), refine
+        vector.check_fits(engine.n_latent, engine.style_dim, engine.config.n_classes)
+        add_preset(folder, vector)
+        engine.presets[vector.name] = vector
+        session.vectors.pop(vector.name, None)
+        return self.view(session, engine, message=f"Saved the current edit as preset {vector.display_name!r} of "
+                                                   f"this model: it is a slider now and after the model is loaded "
+                                                   f"again.")
 
     @guarded
     def upload_vector(self, state: Session | None, path: str | None) -> dict:
