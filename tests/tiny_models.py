@@ -89,3 +89,14 @@ def running_studio(folder, **options):
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+def tiny_generator_only_folder(folder, seed: int = 0):
+    """A tiny model without a segmentation branch (no classes, no presets, no encoder), as a converted StyleGAN2
+    is: sampling works, mask editing waits for a taught branch."""
+    from editgan.engine.model import EditGANModel
+    from editgan.modelio.config import GeneratorConfig, ModelConfig
+
+    gen_config = GeneratorConfig(size=SIZE, style_dim=STYLE_DIM, n_mlp=2, channels={4: 64, 8: 64, 16: 32, 32: 32})
+    config = ModelConfig(name="tiny-gen", generator=gen_config, truncation=0.7, license="test")
+    return EditGANModel(config, tiny_generator(seed), device="cpu").save_pretrained(folder)

@@ -1,5 +1,5 @@
-"""``build_demo()``: the page (:mod:`.components`), its events wired to the callbacks (:mod:`.studio`) and the public
-API (:mod:`.api`).
+"""``build_demo()``: the page (:mod:`.components`), its events wired to the callbacks (:mod:`.studio`), the Teach
+tab (:mod:`.teach_tab`) and the public API (:mod:`.api`).
 
     from editgan.app import build_demo, launch_options
     build_demo().launch(share=True, **launch_options())   # in a notebook; `python app.py` does the same
@@ -19,6 +19,7 @@ from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy
 from editgan.app.renders import RenderCache
 from editgan.app.scratch import ScratchSpace
 from editgan.app.studio import Studio, user_error
+from editgan.app.teach_tab import Teach, teach_layout, wire_teach
 from editgan.assets import example_photos
 from editgan.modelio.hub import embedded_models
 
@@ -61,20 +62,30 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
 
     with gr.Blocks(title="EditGAN Studio", delete_cache=CACHE_SWEEP) as demo:
         studio: Studio | None = None
+        teach: Teach | None = None
         state = gr.State(None, time_to_live=SESSION_TTL_S,
                          delete_callback=lambda session: studio.end_session(session) if studio else None)
-        c = studio_layout(engine, policy.name_of(default_model), choices, load_error, photos, not public, state)
+        teach_state = gr.State(None, time_to_live=SESSION_TTL_S,
+                               delete_callback=lambda work: teach.end_session(work) if teach else None)
+        with gr.Tab("Studio", elem_id="studio-tab"):
+            c = studio_layout(engine, policy.name_of(default_model), choices, load_error, photos, not public, state)
+        with gr.Tab("Teach", elem_id="teach-tab"):
+            t = teach_layout(engine, public, teach_state)
         studio = Studio(c, engines, default_model, device, scratch, RenderCache(), policy)
-        wire_studio(demo, studio, c)
+        teach = Teach(t, studio)
+        model_outputs = wire_studio(demo, studio, c)
+        wire_teach(teach, c, model_outputs, gpu_runner())
         wire_public_api(PublicApi(engines, default_model, device, scratch, policy), api_components(), gpu_runner())
 
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     demo.studio = studio  # for tests and notebooks: the callbacks and their session logic
+    demo.teach = teach
     return demo
 
 
-def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> None:
-    """The page's events. Progress and error badges go on the status line, so pictures and canvas stay visible."""
+def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> list:
+    """The page's events. Progress and error badges go on the status line, so pictures and canvas stay visible.
+    Returns the outputs that show a (new) model, for the Teach tab's events that hand one over."""
     view = [c.state, c.picture.status, c.history.undo, c.history.redo, c.history.reset, c.picture.picture,
             c.history.compare, c.picture.labels, c.picture.blend, c.paint.editor, *c.vectors.sliders]
     model_outputs = [*view, c.paint.legend, c.paint.brush_class, c.model.info, c.model.notice, c.paint.edit,
@@ -114,8 +125,12 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> None:
     v.refine.click(gpu(studio.refine), [c.state, v.refine_steps, *v.sliders], view, api_name="ui_refine", **long)
     v.save.click(studio.save_vector, [c.state, v.name], [*view, v.saved_file], api_name="ui_save_vector", **session)
     v.upload.upload(studio.upload_vector, [c.state, v.upload], view, api_name="ui_upload_vector", **session)
+    r = c.preset
+    r.save.click(studio.save_preset, [c.state, v.name, r.display_name, r.scale_min, r.scale_max, r.refine_steps], view,
+                 api_name="ui_save_preset", **session)
     h = c.history
     h.undo.click(studio.undo, [c.state], view, api_name="ui_undo", **session)
     h.redo.click(studio.redo, [c.state], view, api_name="ui_redo", **session)
     h.reset.click(studio.reset, [c.state], view, api_name="ui_reset", **session)
     h.export.click(studio.export, [c.state], [h.downloads, c.picture.status], api_name="ui_export", **session)
+    return model_outputs
