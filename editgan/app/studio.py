@@ -204,8 +204,9 @@ class Studio:
         """The canvas with a new background; ``with_brush`` also sets the brush to the model's classes."""
         if not with_brush:
             return gr.ImageEditor(value=value)
-        return gr.ImageEditor(value=value, brush=brush(engine), eraser=eraser(engine),
-                              interactive=engine.has_segmenter)
+        # always interactive: Gradio 6 does not show an editor that an update turns from read-only to interactive
+        # (a model taught in the Teach tab); without a branch the Edit button is off and the legend says why
+        return gr.ImageEditor(value=value, brush=brush(engine), eraser=eraser(engine), interactive=True)
 
     def slider_updates(self, session: Session, engine: EditGANModel) -> dict:
         vectors = session.slider_vectors(engine.presets)
