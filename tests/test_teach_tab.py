@@ -278,3 +278,18 @@ def test_public_mode_keeps_taught_models_in_the_session_and_offers_a_zip(generat
     assert not Path("/etc/should-not-be-used").exists()
     teach.end_session(work)
     assert not (studio.scratch.root / work.files_owner).exists()
+
+
+def test_cancel_stops_training_and_changes_nothing(generator_only):
+    _, teach, studio, state = make_demo(generator_only)
+    work = annotate_two(teach, state)
+    model_before = state.model_id
+    run = teach.train(work, state, 10, 100)
+    assert "Training on 2 samples" in next(run)[teach.t.status]
+    first = next(run)  # the job is running: its first progress report
+    assert "Training the branch" in first[teach.t.status]
+    assert teach.cancels.cancel(f"teach-{id(work)}")
+    rest = list(run)
+    assert "cancelled" in rest[-1][teach.t.status]
+    assert work.taught_key is None and state.model_id == model_before
+    assert not studio.engine(state.model_id).has_segmenter

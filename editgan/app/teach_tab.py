@@ -477,8 +477,8 @@ class Teach:
         work.report = report.summary()
         out = self.studio.show_model(session, work.taught_key,
                                      f"Taught a branch for {taught.config.name}: mask editing works now.")
-        out.update({self.t.state: work, self.t.status: "Done. " + work.report[0] + ". The Studio tab uses the new "
-                                                       "branch now.",
+        done = work.report[0][:1].upper() + work.report[0][1:]
+        out.update({self.t.state: work, self.t.status: f"Done. {done}. The Studio tab uses the new branch now.",
                     self.t.report: "  \n".join(work.report),
                     self.t.preview: teach_views.preview_strip(previews[-1] if previews else
                                                               [(r.image, r.labels) for r in
