@@ -4,6 +4,7 @@ presets, saving the model folder and loading it back, bad input, public mode."""
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from editgan.app.teach_views import parse_classes
 from editgan.app.teach_work import TeachWork
 from editgan.app.views import canvas_scale
 from editgan.engine.model import EditGANModel
-from editgan.errors import AnnotationError
+from editgan.errors import AnnotationError, VectorError
+from editgan.modelio.checkpoint import add_preset
+from editgan.modelio.vectors import EditingVector
 
 K = canvas_scale(SIZE, SIZE)
 CLASSES = "background #000000\nsky #0000ff\nthing #ff0000"
@@ -212,6 +215,8 @@ def test_train_hands_the_studio_a_branch_then_preset_save_and_reload(generator_o
     assert "Edit" in outs[-1][studio.c.picture.status]
     out = studio.save_preset(session, "more_thing", "More thing", -3, 3, 5)
     assert "Saved the current edit as preset" in out[studio.c.picture.status]
+    slider = out[studio.c.vectors.sliders[0]]
+    assert slider.visible and slider.label == "More thing" and (slider.minimum, slider.maximum) == (-3, 3)
     taught_folder = Path(session.model_id)
     assert (taught_folder / "vectors" / "more_thing.safetensors").is_file()
     listed = json.loads((taught_folder / "config.json").read_text())["presets"]
@@ -293,3 +298,23 @@ def test_cancel_stops_training_and_changes_nothing(generator_only):
     assert "cancelled" in rest[-1][teach.t.status]
     assert work.taught_key is None and state.model_id == model_before
     assert not studio.engine(state.model_id).has_segmenter
+
+
+def test_add_preset_writes_the_vector_and_lists_it_in_the_config(tiny_model_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    model = EditGANModel.from_folder(folder, device="cpu")
+    delta = np.full((model.n_latent, model.style_dim), 0.01, np.float32)
+    add_preset(folder, EditingVector("mine", delta, [1], "Mine", (-1.0, 3.0), refine_steps=7))
+    add_preset(folder, EditingVector("redder", delta * 2, [1], "Redder again"))  # same name: replaced
+    reloaded = EditGANModel.from_folder(folder, device="cpu")
+    assert list(reloaded.presets) == ["redder", "mine"]
+    mine = reloaded.presets["mine"]
+    assert mine.scale_range == (-1.0, 3.0) and mine.refine_steps == 7 and mine.display_name == "Mine"
+    assert np.allclose(reloaded.presets["redder"].delta, delta * 2)
+    with pytest.raises(VectorError, match="shape"):
+        add_preset(folder, EditingVector("wrong", np.zeros((3, 4), np.float32)))
+    with pytest.raises(VectorError, match="classes"):
+        add_preset(folder, EditingVector("far", delta, [7]))
+    assert not (folder / "vectors" / "wrong.safetensors").exists()
+    assert [p["name"] for p in json.loads((folder / "config.json").read_text())["presets"]] == ["redder", "mine"]

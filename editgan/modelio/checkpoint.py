@@ -227,7 +227,12 @@ def add_preset(folder: str | Path, vector: EditingVector) -> Path:
     vector.check_fits(n_latent, config.generator.style_dim, config.n_classes)
     path = vector.save(folder / "vectors" / f"{vector.name}.safetensors")
     os.chmod(path, _readable_mode())
-    presets = [p for p in config.presets if p.name != vector.name] + [preset_info(vector)]
+    names = [p.name for p in config.presets]
+    presets = list(config.presets)
+    if vector.name in names:  # replaced where it was: the sliders keep their order
+        presets[names.index(vector.name)] = preset_info(vector)
+    else:
+        presets.append(preset_info(vector))
     partial = folder / "config.json.partial"
     partial.write_text(json.dumps(dataclasses.replace(config, presets=presets).to_dict(), indent=1) + "\n")
     os.chmod(partial, _readable_mode())
