@@ -217,6 +217,7 @@ def test_train_hands_the_studio_a_branch_then_preset_save_and_reload(generator_o
     assert "Saved the current edit as preset" in out[studio.c.picture.status]
     slider = out[studio.c.vectors.sliders[0]]
     assert slider.visible and slider.label == "More thing" and (slider.minimum, slider.maximum) == (-3, 3)
+    assert "presets: More thing" in out[studio.c.model.info]
     taught_folder = Path(session.model_id)
     assert (taught_folder / "vectors" / "more_thing.safetensors").is_file()
     listed = json.loads((taught_folder / "config.json").read_text())["presets"]

@@ -126,8 +126,8 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> list:
     v.save.click(studio.save_vector, [c.state, v.name], [*view, v.saved_file], api_name="ui_save_vector", **session)
     v.upload.upload(studio.upload_vector, [c.state, v.upload], view, api_name="ui_upload_vector", **session)
     r = c.preset
-    r.save.click(studio.save_preset, [c.state, v.name, r.display_name, r.scale_min, r.scale_max, r.refine_steps], view,
-                 api_name="ui_save_preset", **session)
+    r.save.click(studio.save_preset, [c.state, v.name, r.display_name, r.scale_min, r.scale_max, r.refine_steps],
+                 [*view, c.model.info], api_name="ui_save_preset", **session)
     h = c.history
     h.undo.click(studio.undo, [c.state], view, api_name="ui_undo", **session)
     h.redo.click(studio.redo, [c.state], view, api_name="ui_redo", **session)

@@ -508,9 +508,11 @@ class Studio:
         add_preset(folder, vector)
         engine.presets[vector.name] = vector
         session.vectors.pop(vector.name, None)
-        return self.view(session, engine, message=f"Saved the current edit as preset {vector.display_name!r} of "
-                                                   f"this model: it is a slider now and after the model is loaded "
-                                                   f"again.")
+        out = self.view(session, engine, message=f"Saved the current edit as preset {vector.display_name!r} of "
+                                                  f"this model: it is a slider now and after the model is loaded "
+                                                  f"again.")
+        out[self.c.model.info] = views.model_info(engine, self.policy.name_of(session.model_id))
+        return out
 
     @guarded
     def upload_vector(self, state: Session | None, path: str | None) -> dict:
