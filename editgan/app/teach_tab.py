@@ -197,13 +197,6 @@ def checked_truncation(value: Any, default: float) -> float:
     return number
 
 
-def legend_html(names: list[str], palette: list) -> str:
-    items = [f'<span style="display:inline-flex;align-items:center;margin:2px 10px 2px 0"><span style="display:'
-             f'inline-block;width:14px;height:14px;border:1px solid #888;margin-right:4px;background:'
-             f'{hex_color(color)}"></span>{views.escape(name)}</span>' for name, color in zip(names, palette)]
-    return "".join(items)
-
-
 class Teach:
     """The tab's callbacks. ``studio`` gives the visitor's model (the Studio tab's) and shows a taught one there."""
 
@@ -234,7 +227,7 @@ class Teach:
     def classes_view(self, work: TeachWork, engine: EditGANModel | None, message: str) -> dict:
         t = self.t
         names = work.class_names
-        out = {t.state: work, t.status: message, t.legend: legend_html(names, work.palette),
+        out = {t.state: work, t.status: message, t.legend: teach_views.legend_html(names, work.palette),
                t.classes: teach_views.classes_text(names, work.palette),
                t.brush_class: gr.Dropdown(choices=names, value=names[min(1, len(names) - 1)] if names else None)}
         out.update(self.samples_view(work))
