@@ -1,6 +1,7 @@
 """The browser app end to end through its API: a real server on 127.0.0.1, driven with gradio_client.
 
-One tiny 32-px model (2 classes "other"/"reddish", preset "redder"); the app shows it enlarged ×16 (512 px).
+One tiny 32-px model (2 classes "other"/"reddish", preset "redder"); pictures come at 32 px (the page enlarges
+them), the canvas enlarged ×16 (512 px).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from editgan.engine.model import EditGANModel  # noqa: E402
 from editgan.errors import ModelLoadError  # noqa: E402
 from editgan.modelio.vectors import EditingVector  # noqa: E402
 
-K = canvas_scale(SIZE, SIZE)  # 16
+K = canvas_scale(SIZE, SIZE)  # 16: the canvas (editor) only
 RED = (255, 0, 0)
 N_SLIDERS = 12
 # positions in the outputs of most endpoints
@@ -60,8 +61,8 @@ def picture(path: str) -> np.ndarray:
 
 
 def red_mask(path: str) -> np.ndarray:
-    """The label map's 'reddish' pixels at the model's resolution."""
-    return (picture(path)[K // 2::K, K // 2::K] == RED).all(-1)
+    """The label map's 'reddish' pixels (it comes at the model's resolution)."""
+    return (picture(path) == RED).all(-1)
 
 
 def slide(c: Client, *values: float):
@@ -161,12 +162,14 @@ def test_sample_shows_the_picture_its_labels_and_the_blend(url, engine):
     out = c.predict(3, 0.7, api_name="/ui_sample")
     assert "sample (seed 3" in out[STATUS]
     image = picture(out[PICTURE])
-    assert image.shape == (SIZE * K, SIZE * K, 3)
-    assert np.array_equal(image[::K, ::K], engine.sample(3, 0.7).image)  # nearest enlargement of the rendering
+    assert np.array_equal(image, engine.sample(3, 0.7).image)  # the rendering itself: the page enlarges it
     colors = np.unique(picture(out[LABELS]).reshape(-1, 3), axis=0)
     assert {tuple(c) for c in colors} <= {(0, 0, 0), RED}
     assert picture(out[BLEND]).shape == image.shape
-    assert out[EDITOR]["value"]["layers"] == [] and out[EDITOR]["value"]["background"]
+    editor = out[EDITOR]["value"]
+    assert editor["layers"] == [] and editor["composite"] is None  # the editor draws its own composite
+    canvas = picture(editor["background"])
+    assert canvas.shape == (SIZE * K, SIZE * K, 3) and np.array_equal(canvas[::K, ::K], picture(out[LABELS]))
     assert out[SLIDER0]["label"] == "Redder" and out[SLIDER0]["visible"] and out[SLIDER0 + 1]["visible"] is False
     assert np.allclose(export_latent(c), engine.sample(3, 0.7).wplus)
     seed_out = c.predict(0.7, api_name="/ui_random_sample")
@@ -286,7 +289,7 @@ def test_photos_upload_crop_and_embed_with_previews(url, tmp_path):
     previews = list(job)
     embedded = job.result()
     assert len(previews) >= 2 and "photo photo.jpg (embedded, 12 steps)" in embedded[STATUS]
-    assert picture(embedded[PICTURE]).shape == (SIZE * K, SIZE * K, 3)
+    assert picture(embedded[PICTURE]).shape == (SIZE, SIZE, 3)
     job = c.submit(0, 10, api_name="/ui_example_photo")  # one click: the first example photo, embedded
     example = job.result()
     assert "photo face_1.png (embedded, 10 steps)" in example[STATUS]
@@ -369,7 +372,7 @@ def test_a_generator_only_model_samples_but_explains_why_it_cannot_mask_edit(url
     assert "Mask editing is off" in str(loaded[-3])
     assert "no label classes" in loaded[-6].lower()  # the legend
     sampled = c.predict(4, 0.7, api_name="/ui_sample")
-    assert picture(sampled[PICTURE]).shape == (SIZE * K, SIZE * K, 3)
+    assert picture(sampled[PICTURE]).shape == (SIZE, SIZE, 3)
     blank = tmp_path / "blank.png"
     Image.new("RGBA", (SIZE * K, SIZE * K)).save(blank)
     expect_error("needs a segmentation branch", c.predict,

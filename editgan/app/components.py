@@ -29,6 +29,17 @@ to match the paint, and nothing else moves. Preset sliders apply learned edits; 
 apply them to other pictures. Undo, redo and reset work over the whole history."""
 
 
+PAGE_CSS = """
+/* pictures come at the model's size (64 px for the toy faces): enlarged here, each pixel a sharp square */
+#picture .image-frame, #labels .image-frame, #blend .image-frame { width: 100%; height: 100%; }
+#picture img, #labels img, #blend img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+#compare img { image-rendering: pixelated; }
+/* the brush's palette: a thin ring, so that a white class stays visible on the white popup */
+#editor menu.swatch button.color { box-shadow: inset 0 0 0 1px rgba(0, 0, 0, 0.45); }
+"""
+"""The page's own styles (given to ``launch``: in Gradio 6 a Blocks takes no css)."""
+
+
 MAX_CANVAS_SIDE = 1024
 """The largest canvas the studio shows (a 1024-px model at scale 1): no editor image may be larger."""
 

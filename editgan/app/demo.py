@@ -11,7 +11,7 @@ import logging
 import gradio as gr
 
 from editgan.app.api import PublicApi, api_components, wire_public_api
-from editgan.app.components import Components, studio_layout
+from editgan.app.components import PAGE_CSS, Components, studio_layout
 from editgan.app.engines import ENGINES, EngineRegistry, model_key
 from editgan.app.gpu import gpu_runner
 from editgan.app.jobs import LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
@@ -34,8 +34,9 @@ CACHE_SWEEP = (900, SESSION_TTL_S)
 
 def launch_options() -> dict:
     """What ``demo.launch`` needs besides host, port and share: the upload limit, one-line errors for clients,
-    a bounded number of sessions."""
-    return {"max_file_size": MAX_UPLOAD, "show_error": True, "state_session_capacity": STATE_CAPACITY}
+    a bounded number of sessions, the page's styles."""
+    return {"max_file_size": MAX_UPLOAD, "show_error": True, "state_session_capacity": STATE_CAPACITY,
+            "css": PAGE_CSS}
 
 
 def build_demo(model: str | None = None, device: str | None = None, engines: EngineRegistry | None = None,

@@ -170,16 +170,14 @@ class Studio:
             return out
         r = self.keep(session, rendering) if rendering is not None else \
             self.rendering(session, engine, session.current.wplus)
-        k = views.canvas_scale(*r.image.shape[:2])
-        out[c.picture.picture] = views.enlarge(r.image, k)
+        out[c.picture.picture] = r.image  # at the model's size: the page enlarges pictures (components.PAGE_CSS)
         original = self.rendering(session, engine, session.original.wplus).image
-        out[c.history.compare] = (views.enlarge(original, k), views.enlarge(r.image, k))
+        out[c.history.compare] = (original, r.image)
         if r.labels is not None:
-            colors = views.enlarge(colorize(r.labels, engine.config.palette), k)
+            colors = colorize(r.labels, engine.config.palette)
             out[c.picture.labels] = colors
-            out[c.picture.blend] = views.blend(views.enlarge(r.image, k), colors)
-            out[c.paint.editor] = self.editor_update(engine, {"background": colors, "layers": [],
-                                                              "composite": colors}, with_brush=model)
+            out[c.picture.blend] = views.blend(r.image, colors)
+            out[c.paint.editor] = self.editor_update(engine, views.canvas_value(colors), with_brush=model)
         else:
             out[c.picture.labels] = None
             out[c.picture.blend] = None
@@ -226,7 +224,7 @@ class Studio:
         """Run an optimization with live previews of the picture and the status line; returns its result."""
         def show(p: Progress) -> dict:
             progress((p.step, p.steps), desc=desc, unit="steps")
-            return {self.c.picture.picture: views.enlarge(p.image, views.canvas_scale(*p.image.shape[:2])),
+            return {self.c.picture.picture: p.image,
                     self.c.picture.status: preview(p)}
 
         reports = run_cancellable(self.cancels, key, work)

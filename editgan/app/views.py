@@ -3,7 +3,9 @@ status sentences. numpy and PIL only; no Gradio and no model math here.
 
 The canvas: a 64-px label map is far too small to paint on, so the editor shows it enlarged ``k`` times with
 nearest-neighbour upscaling, ``k = CANVAS_SIDE // longest side`` (8 for the 64-px toy faces, 16 for a 32-px model,
-1 for 512 px and more). The pictures beside it are enlarged the same way, so what you see lines up pixel for pixel.
+1 for 512 px and more). The pictures beside it (picture, label map, blend, before/after) are sent at the model's
+own size and enlarged by the browser, without blurring (``components.PAGE_CSS``): a 64-px PNG is a tenth of the
+bytes of its 512-px enlargement, and every answer of a quick action carries five of them.
 """
 from __future__ import annotations
 
@@ -26,6 +28,13 @@ def canvas_scale(height: int, width: int) -> int:
 
 def enlarge(picture: np.ndarray, k: int) -> np.ndarray:
     return picture if k == 1 else np.repeat(np.repeat(picture, k, axis=0), k, axis=1)
+
+
+def canvas_value(colors: np.ndarray) -> dict:
+    """The editor's value for a colored label map: the map enlarged to the canvas, with no paint layers. No
+    composite: the editor draws its own from the background and the paint, so a second copy of the enlarged map
+    would only be encoded and sent for nothing."""
+    return {"background": enlarge(colors, canvas_scale(*colors.shape[:2])), "layers": [], "composite": None}
 
 
 def blend(image: np.ndarray, colors: np.ndarray) -> np.ndarray:
