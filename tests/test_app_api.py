@@ -65,6 +65,12 @@ def red_mask(path: str) -> np.ndarray:
     return (picture(path) == RED).all(-1)
 
 
+def editor(out: tuple) -> dict:
+    """The canvas's value in an answer: a plain value, or inside an update when the brush changes too."""
+    value = out[EDITOR]
+    return value["value"] if value.get("__type__") == "update" else value
+
+
 def slide(c: Client, *values: float):
     return c.predict(*values, *[0.0] * (N_SLIDERS - len(values)), api_name="/ui_slide")
 
@@ -166,9 +172,9 @@ def test_sample_shows_the_picture_its_labels_and_the_blend(url, engine):
     colors = np.unique(picture(out[LABELS]).reshape(-1, 3), axis=0)
     assert {tuple(c) for c in colors} <= {(0, 0, 0), RED}
     assert picture(out[BLEND]).shape == image.shape
-    editor = out[EDITOR]["value"]
-    assert editor["layers"] == [] and editor["composite"] is None  # the editor draws its own composite
-    canvas = picture(editor["background"])
+    canvas = editor(out)
+    assert canvas["layers"] == [] and canvas["composite"] is None  # the editor draws its own composite
+    canvas = picture(canvas["background"])
     assert canvas.shape == (SIZE * K, SIZE * K, 3) and np.array_equal(canvas[::K, ::K], picture(out[LABELS]))
     assert out[SLIDER0]["label"] == "Redder" and out[SLIDER0]["visible"] and out[SLIDER0 + 1]["visible"] is False
     assert np.allclose(export_latent(c), engine.sample(3, 0.7).wplus)
@@ -183,7 +189,7 @@ def test_edit_with_a_painted_mask_then_undo_redo_reset(url, tmp_path):
     start = c.predict(5, 0.7, api_name="/ui_sample")
     before = red_mask(start[LABELS])
     box = (8 * K, 8 * K, 24 * K, 24 * K)  # the middle half of the canvas, painted "reddish"
-    job = c.submit(paint_canvas(tmp_path, start[EDITOR]["value"]["background"], box), 40, api_name="/ui_edit")
+    job = c.submit(paint_canvas(tmp_path, editor(start)["background"], box), 40, api_name="/ui_edit")
     previews = list(job)
     edited = job.result()
     assert len(previews) >= 2, "the edit should stream previews before its result"
@@ -216,7 +222,7 @@ def test_edit_with_a_painted_mask_then_undo_redo_reset(url, tmp_path):
 def test_composite_only_and_off_palette_paint_snap_to_classes(url, tmp_path):
     c = client(url)
     start = c.predict(5, 0.7, api_name="/ui_sample")
-    canvas = paint_canvas(tmp_path, start[EDITOR]["value"]["background"], (8 * K, 8 * K, 24 * K, 24 * K),
+    canvas = paint_canvas(tmp_path, editor(start)["background"], (8 * K, 8 * K, 24 * K, 24 * K),
                           color=(220, 40, 30), layers=False)  # no layers, a color near "reddish"
     edited = c.predict(canvas, 20, api_name="/ui_edit")
     assert "mask edit (reddish" in edited[STATUS]
@@ -247,7 +253,7 @@ def test_save_download_upload_and_apply_a_vector(url, tmp_path):
     a = client(url)
     start = a.predict(11, 0.7, api_name="/ui_sample")
     expect_error("nothing to save", a.predict, "too_early", api_name="/ui_save_vector")
-    a.predict(paint_canvas(tmp_path, start[EDITOR]["value"]["background"], (0, 0, 16 * K, 32 * K)), 20,
+    a.predict(paint_canvas(tmp_path, editor(start)["background"], (0, 0, 16 * K, 32 * K)), 20,
               api_name="/ui_edit")
     saved = a.predict("top_red", api_name="/ui_save_vector")
     path = saved[-1]
@@ -320,7 +326,7 @@ def test_bad_input_gets_a_clear_message_and_the_session_stays_usable(url, tmp_pa
     expect_error("50 MP", c.predict, handle_file(str(tmp_path / "huge.png")), api_name="/ui_upload_photo")
     expect_error("upload a photo first", c.predict, 100, 50, 50, 10, api_name="/ui_embed")
 
-    background = start[EDITOR]["value"]["background"]
+    background = editor(start)["background"]
     expect_error("nothing painted", c.predict,
                  {"background": handle_file(background), "layers": [], "composite": handle_file(background)}, 10,
                  api_name="/ui_edit")
@@ -385,7 +391,7 @@ def test_a_generator_only_model_samples_but_explains_why_it_cannot_mask_edit(url
 def test_cancel_stops_the_edit_and_keeps_the_best_result(url, tmp_path):
     c = client(url)
     start = c.predict(6, 0.7, api_name="/ui_sample")
-    job = c.submit(paint_canvas(tmp_path, start[EDITOR]["value"]["background"], (0, 0, 32 * K, 16 * K)), 500,
+    job = c.submit(paint_canvas(tmp_path, editor(start)["background"], (0, 0, 32 * K, 16 * K)), 500,
                    api_name="/ui_edit")
     deadline = time.time() + 60
     while not job.outputs() and not job.done() and time.time() < deadline:  # wait for the first preview

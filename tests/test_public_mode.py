@@ -73,7 +73,7 @@ def test_the_studio_refuses_a_model_outside_the_offered_ones_even_past_the_model
 def test_a_huge_paint_layer_is_refused_from_its_header_with_memory_bounded(public_url, tmp_path):
     c = Client(public_url, verbose=False)
     start = c.predict(4, 0.7, api_name="/ui_sample")
-    background = start[EDITOR]["value"]["background"]
+    background = start[EDITOR]["background"]  # a sample sends the canvas as a plain value
     Image.new("RGBA", (9000, 9000)).save(tmp_path / "huge.png")  # a few hundred kB, 324 MB decoded
     assert (tmp_path / "huge.png").stat().st_size < 2_000_000
     before = rss_mb()

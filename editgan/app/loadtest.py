@@ -135,6 +135,8 @@ def run_load_test(model: str | None = None, clients: int = 8, ops: int = 10, edi
     engines = EngineRegistry()
     demo = build_demo(model=model, device=device, engines=engines)
     engine = engines.get(model, device)
+    progress("waiting for the perceptual loss (offline, the Hub's retries take ~20 s)")
+    engine.perceptual  # noqa: B018 -- as on a studio up for a minute: the first edit does not fetch it in its turn
     height, width = engine.config.box[2:]
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())

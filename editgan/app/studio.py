@@ -187,10 +187,12 @@ class Studio:
         return out
 
     @staticmethod
-    def editor_update(engine: EditGANModel, value: dict | None, with_brush: bool) -> gr.ImageEditor:
-        """The canvas with a new background; ``with_brush`` also sets the brush to the model's classes."""
+    def editor_update(engine: EditGANModel, value: dict | None, with_brush: bool) -> gr.ImageEditor | dict | None:
+        """The canvas with a new background; ``with_brush`` also sets the brush to the model's classes. Without
+        it, the plain value: an ImageEditor built here would encode the canvas once more, and Gradio would build
+        it again to update the page's copy."""
         if not with_brush:
-            return gr.ImageEditor(value=value)
+            return value
         return gr.ImageEditor(value=value, brush=brush(engine), eraser=eraser(engine),
                               interactive=engine.has_segmenter)
 
