@@ -21,6 +21,7 @@ EDITOR_HEIGHT = 640
 EXAMPLE_SEEDS = (1, 2, 3, 4)
 FIRST_SEED = 1
 DEFAULT_EDIT_STEPS = 100
+EDIT_STEPS_RANGE = (10, 500)
 DEFAULT_EMBED_STEPS = 100
 REFINE_CHOICES = (10, 30)
 INTRO = """# EditGAN Studio
@@ -230,7 +231,8 @@ def paint_panel(engine: EditGANModel | None) -> PaintPanel:
                             canvas_size=(views.CANVAS_SIDE, views.CANVAS_SIDE), interactive=True,
                             height=EDITOR_HEIGHT, elem_id="editor")
     with gr.Row():
-        steps = gr.Slider(10, 500, value=DEFAULT_EDIT_STEPS, step=10, label="Edit steps", elem_id="edit-steps")
+        steps = gr.Slider(*EDIT_STEPS_RANGE, value=DEFAULT_EDIT_STEPS, step=10, label="Edit steps",
+                          elem_id="edit-steps")
         edit = gr.Button("Edit", variant="primary", elem_id="edit", interactive=bool(engine and engine.has_segmenter))
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
     cancel_reply = gr.Textbox(visible=False, label="cancel")

@@ -106,6 +106,8 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> None:
     e = c.paint
     e.brush_class.input(studio.pick_brush_class, [c.state, e.brush_class], [e.editor], api_name="ui_brush_class",
                         show_progress="hidden", **SESSION_JOBS, **UI_EVENT)
+    gr.on([e.steps.release, p.steps.release], studio.steps_typed, None, None, api_name="ui_steps_typed",
+          show_progress="hidden", **SESSION_JOBS, **UI_EVENT)
     e.edit.click(gpu(studio.edit), [c.state, e.editor, e.steps], view, api_name="ui_edit", **long)
     e.cancel.click(studio.cancel, None, [e.cancel_reply], api_name="ui_cancel", concurrency_id="cancel",
                    concurrency_limit=None, show_progress="hidden", **UI_EVENT)

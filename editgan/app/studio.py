@@ -245,6 +245,19 @@ class Studio:
             raise ValueError(f"pick one of this model's classes: {', '.join(names) or 'none'}")
         return gr.ImageEditor(brush=brush(engine, hex_color(engine.config.palette[names.index(name)])))
 
+    @staticmethod
+    def steps_typed(event: gr.EventData) -> None:
+        """The page moves a number typed into a slider's box into the slider's range when the box loses focus, and
+        says nothing: its release event still carries the typed number, so say it here."""
+        slider = getattr(event, "target", None)
+        lowest, highest = getattr(slider, "minimum", None), getattr(slider, "maximum", None)
+        if lowest is None or highest is None:
+            return
+        message = views.corrected(getattr(slider, "label", None) or "Steps", getattr(event, "_data", None), lowest,
+                                  highest)
+        if message:
+            gr.Warning(message)
+
     # -- starting points ----------------------------------------------------------------------------------------
     @guarded
     def start(self, state: Session | None) -> dict:

@@ -92,6 +92,18 @@ def crop_preview(photo: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarra
     return np.asarray(Image.alpha_composite(image.convert("RGBA"), shade).convert("RGB"))
 
 
+def corrected(what: str, typed: object, lowest: float, highest: float) -> str:
+    """The sentence when the page moved a typed value into its slider's range, or "" when it was in range."""
+    try:
+        value = float(typed)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    if lowest <= value <= highest:
+        return ""
+    kept = lowest if value < lowest else highest
+    return f"{what} go from {lowest:g} to {highest:g}: {value:g} was changed to {kept:g}."
+
+
 def finished(what: str, outcome: EditOutcome, steps: int) -> str:
     """The status sentence after an optimization: how many steps ran, the final loss, cancelled or not."""
     final = f"final loss {outcome.losses[-1]:.4f}" if outcome.losses else "no steps run"
