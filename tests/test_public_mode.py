@@ -212,4 +212,4 @@ def test_a_typed_value_out_of_a_sliders_range_is_named_with_what_it_became():
     assert corrected("Edit steps", 5000, 10, 500) == "Edit steps go from 10 to 500: 5000 was changed to 500."
     assert corrected("Edit steps", -3, 10, 500) == "Edit steps go from 10 to 500: -3 was changed to 10."
     assert corrected("Edit steps", 250, 10, 500) == corrected("Edit steps", None, 10, 500) == ""
-    assert corrected("Edit steps", "many", 10, 500) == ""
+    assert corrected("Edit steps", "many", 10, 500) == corrected("Edit steps", float("nan"), 10, 500) == ""

@@ -4,12 +4,13 @@ status sentences. numpy and PIL only; no Gradio and no model math here.
 The canvas: a 64-px label map is far too small to paint on, so the editor shows it enlarged ``k`` times with
 nearest-neighbour upscaling, ``k = CANVAS_SIDE // longest side`` (8 for the 64-px toy faces, 16 for a 32-px model,
 1 for 512 px and more). The pictures beside it (picture, label map, blend, before/after) are sent at the model's
-own size and enlarged by the browser, without blurring (``components.PAGE_CSS``): a 64-px PNG is a tenth of the
-bytes of its 512-px enlargement, and every answer of a quick action carries five of them.
+own size and enlarged by the browser, without blurring (``components.PAGE_CSS``): 64 times fewer pixels to encode
+and send than their ×8 enlargements, and every answer of a quick action carries five of them.
 """
 from __future__ import annotations
 
 import html
+import math
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -98,7 +99,7 @@ def corrected(what: str, typed: object, lowest: float, highest: float) -> str:
         value = float(typed)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return ""
-    if lowest <= value <= highest:
+    if math.isnan(value) or lowest <= value <= highest:
         return ""
     kept = lowest if value < lowest else highest
     return f"{what} go from {lowest:g} to {highest:g}: {value:g} was changed to {kept:g}."
