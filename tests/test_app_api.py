@@ -1,6 +1,7 @@
 """The browser app end to end through its API: a real server on 127.0.0.1, driven with gradio_client.
 
-One tiny 32-px model (2 classes "other"/"reddish", preset "redder"); the app shows it enlarged ×16 (512 px).
+One tiny 32-px model (2 classes "other"/"reddish", preset "redder"); pictures come at 32 px (the page enlarges
+them), the canvas enlarged ×16 (512 px).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from editgan.engine.model import EditGANModel  # noqa: E402
 from editgan.errors import ModelLoadError  # noqa: E402
 from editgan.modelio.vectors import EditingVector  # noqa: E402
 
-K = canvas_scale(SIZE, SIZE)  # 16
+K = canvas_scale(SIZE, SIZE)  # 16: the canvas (editor) only
 RED = (255, 0, 0)
 N_SLIDERS = 12
 # positions in the outputs of most endpoints
@@ -60,8 +61,14 @@ def picture(path: str) -> np.ndarray:
 
 
 def red_mask(path: str) -> np.ndarray:
-    """The label map's 'reddish' pixels at the model's resolution."""
-    return (picture(path)[K // 2::K, K // 2::K] == RED).all(-1)
+    """The label map's 'reddish' pixels (it comes at the model's resolution)."""
+    return (picture(path) == RED).all(-1)
+
+
+def editor(out: tuple) -> dict:
+    """The canvas's value in an answer: a plain value, or inside an update when the brush changes too."""
+    value = out[EDITOR]
+    return value["value"] if value.get("__type__") == "update" else value
 
 
 def slide(c: Client, *values: float):
@@ -161,12 +168,14 @@ def test_sample_shows_the_picture_its_labels_and_the_blend(url, engine):
     out = c.predict(3, 0.7, api_name="/ui_sample")
     assert "sample (seed 3" in out[STATUS]
     image = picture(out[PICTURE])
-    assert image.shape == (SIZE * K, SIZE * K, 3)
-    assert np.array_equal(image[::K, ::K], engine.sample(3, 0.7).image)  # nearest enlargement of the rendering
+    assert np.array_equal(image, engine.sample(3, 0.7).image)  # the rendering itself: the page enlarges it
     colors = np.unique(picture(out[LABELS]).reshape(-1, 3), axis=0)
     assert {tuple(c) for c in colors} <= {(0, 0, 0), RED}
     assert picture(out[BLEND]).shape == image.shape
-    assert out[EDITOR]["value"]["layers"] == [] and out[EDITOR]["value"]["background"]
+    canvas = editor(out)
+    assert canvas["layers"] == [] and canvas["composite"] is None  # the editor draws its own composite
+    canvas = picture(canvas["background"])
+    assert canvas.shape == (SIZE * K, SIZE * K, 3) and np.array_equal(canvas[::K, ::K], picture(out[LABELS]))
     assert out[SLIDER0]["label"] == "Redder" and out[SLIDER0]["visible"] and out[SLIDER0 + 1]["visible"] is False
     assert np.allclose(export_latent(c), engine.sample(3, 0.7).wplus)
     seed_out = c.predict(0.7, api_name="/ui_random_sample")
@@ -180,7 +189,7 @@ def test_edit_with_a_painted_mask_then_undo_redo_reset(url, tmp_path):
     start = c.predict(5, 0.7, api_name="/ui_sample")
     before = red_mask(start[LABELS])
     box = (8 * K, 8 * K, 24 * K, 24 * K)  # the middle half of the canvas, painted "reddish"
-    job = c.submit(paint_canvas(tmp_path, start[EDITOR]["value"]["background"], box), 40, api_name="/ui_edit")
+    job = c.submit(paint_canvas(tmp_path, editor(start)["background"], box), 40, api_name="/ui_edit")
     previews = list(job)
     edited = job.result()
     assert len(previews) >= 2, "the edit should stream previews before its result"
@@ -213,7 +222,7 @@ def test_edit_with_a_painted_mask_then_undo_redo_reset(url, tmp_path):
 def test_composite_only_and_off_palette_paint_snap_to_classes(url, tmp_path):
     c = client(url)
     start = c.predict(5, 0.7, api_name="/ui_sample")
-    canvas = paint_canvas(tmp_path, start[EDITOR]["value"]["background"], (8 * K, 8 * K, 24 * K, 24 * K),
+    canvas = paint_canvas(tmp_path, editor(start)["background"], (8 * K, 8 * K, 24 * K, 24 * K),
                           color=(220, 40, 30), layers=False)  # no layers, a color near "reddish"
     edited = c.predict(canvas, 20, api_name="/ui_edit")
     assert "mask edit (reddish" in edited[STATUS]
@@ -244,7 +253,7 @@ def test_save_download_upload_and_apply_a_vector(url, tmp_path):
     a = client(url)
     start = a.predict(11, 0.7, api_name="/ui_sample")
     expect_error("nothing to save", a.predict, "too_early", api_name="/ui_save_vector")
-    a.predict(paint_canvas(tmp_path, start[EDITOR]["value"]["background"], (0, 0, 16 * K, 32 * K)), 20,
+    a.predict(paint_canvas(tmp_path, editor(start)["background"], (0, 0, 16 * K, 32 * K)), 20,
               api_name="/ui_edit")
     saved = a.predict("top_red", api_name="/ui_save_vector")
     path = saved[-1]
@@ -286,7 +295,7 @@ def test_photos_upload_crop_and_embed_with_previews(url, tmp_path):
     previews = list(job)
     embedded = job.result()
     assert len(previews) >= 2 and "photo photo.jpg (embedded, 12 steps)" in embedded[STATUS]
-    assert picture(embedded[PICTURE]).shape == (SIZE * K, SIZE * K, 3)
+    assert picture(embedded[PICTURE]).shape == (SIZE, SIZE, 3)
     job = c.submit(0, 10, api_name="/ui_example_photo")  # one click: the first example photo, embedded
     example = job.result()
     assert "photo face_1.png (embedded, 10 steps)" in example[STATUS]
@@ -317,7 +326,7 @@ def test_bad_input_gets_a_clear_message_and_the_session_stays_usable(url, tmp_pa
     expect_error("50 MP", c.predict, handle_file(str(tmp_path / "huge.png")), api_name="/ui_upload_photo")
     expect_error("upload a photo first", c.predict, 100, 50, 50, 10, api_name="/ui_embed")
 
-    background = start[EDITOR]["value"]["background"]
+    background = editor(start)["background"]
     expect_error("nothing painted", c.predict,
                  {"background": handle_file(background), "layers": [], "composite": handle_file(background)}, 10,
                  api_name="/ui_edit")
@@ -369,7 +378,7 @@ def test_a_generator_only_model_samples_but_explains_why_it_cannot_mask_edit(url
     assert "Mask editing is off" in str(loaded[-3])
     assert "no label classes" in loaded[-6].lower()  # the legend
     sampled = c.predict(4, 0.7, api_name="/ui_sample")
-    assert picture(sampled[PICTURE]).shape == (SIZE * K, SIZE * K, 3)
+    assert picture(sampled[PICTURE]).shape == (SIZE, SIZE, 3)
     blank = tmp_path / "blank.png"
     Image.new("RGBA", (SIZE * K, SIZE * K)).save(blank)
     expect_error("needs a segmentation branch", c.predict,
@@ -382,7 +391,7 @@ def test_a_generator_only_model_samples_but_explains_why_it_cannot_mask_edit(url
 def test_cancel_stops_the_edit_and_keeps_the_best_result(url, tmp_path):
     c = client(url)
     start = c.predict(6, 0.7, api_name="/ui_sample")
-    job = c.submit(paint_canvas(tmp_path, start[EDITOR]["value"]["background"], (0, 0, 32 * K, 16 * K)), 500,
+    job = c.submit(paint_canvas(tmp_path, editor(start)["background"], (0, 0, 32 * K, 16 * K)), 500,
                    api_name="/ui_edit")
     deadline = time.time() + 60
     while not job.outputs() and not job.done() and time.time() < deadline:  # wait for the first preview

@@ -98,7 +98,8 @@ def test_paint_a_stroke_edit_and_move_a_slider(page):
     page.screenshot(path=str(ARTIFACTS / "browser-1-start.png"), full_page=True)
     _, labels_before = shown_image(page, "labels")
     picture_src, picture_before = shown_image(page, "picture")
-    labels = (labels_before[K // 2::K, K // 2::K] == RED).all(-1)  # the map at the model's resolution
+    assert labels_before.shape[:2] == (SIZE, SIZE)  # sent at the model's size, enlarged by the page's CSS
+    labels = (labels_before == RED).all(-1)
 
     # a band of BAND label rows with the most "other" pixels: paint it "reddish" with one stroke per 2 rows
     top = max(range(2, SIZE - BAND - 2), key=lambda r: int((~labels[r:r + BAND, 4:SIZE - 4]).sum()))
@@ -122,7 +123,7 @@ def test_paint_a_stroke_edit_and_move_a_slider(page):
     page.screenshot(path=str(ARTIFACTS / "browser-3-edited.png"), full_page=True)
     assert "mask edit (reddish" in page.locator("#status").inner_text()
     assert not np.array_equal(picture_after, picture_before), "the edit should change the picture"
-    new = (labels_after[K // 2::K, K // 2::K] == RED).all(-1)
+    new = (labels_after == RED).all(-1)
     stroke = np.zeros_like(new)
     stroke[top:top + BAND, left:right + 1] = True
     stroke &= ~labels  # the pixels the stroke asked to change
@@ -139,3 +140,50 @@ def test_paint_a_stroke_edit_and_move_a_slider(page):
     page.screenshot(path=str(ARTIFACTS / "browser-4-slider.png"), full_page=True)
     assert not np.array_equal(moved, picture_after), "moving the slider should change the picture"
     assert float(page.locator("#slider-0 input[type=number]").input_value()) > 1.0
+
+
+def pick_class(page, name: str) -> None:
+    """Choose the brush's class by name in the dropdown above the canvas."""
+    page.locator("#brush-class input").click()
+    page.locator(f"[role=option][aria-label='{name}']").first.click()
+
+
+def wait_for_brush_color(page, rgb: tuple[int, int, int]) -> None:
+    page.wait_for_function("css => (document.querySelector(\"#editor button[aria-label='Color']\")"
+                           "?.getAttribute('style') || '').includes(css)", arg=f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})")
+
+
+def test_the_class_picker_sets_the_brush_color_that_paints(page):
+    pick_class(page, "other")
+    wait_for_brush_color(page, (0, 0, 0))
+    src, shown = shown_image(page, "labels")
+    reddish = (shown == RED).all(-1)
+    row = max(range(2, SIZE - 2), key=lambda r: int(reddish[r, 2:SIZE - 2].sum()))
+    assert reddish[row].sum() >= 4, "the first test's edit should have left reddish pixels to paint over"
+    columns = np.flatnonzero(reddish[row])
+    box = page.locator("#edit-steps input[type=number]")
+    box.fill("10")
+    box.press("Tab")
+    brush_stroke(page, canvas_to_screen(page, SIZE * K), columns[0] * K + K // 2, columns[-1] * K + K // 2,
+                 row * K + K // 2)
+    page.screenshot(path=str(ARTIFACTS / "browser-5-class-picker.png"), full_page=True)
+    page.locator("#edit").click()
+    wait_for_status(page, "mask edit (other")  # the server read the paint as class "other": the brush was black
+    wait_for_new_image(page, "labels", src)
+
+    pick_class(page, "reddish")
+    wait_for_brush_color(page, RED)
+
+
+def test_a_typed_step_count_out_of_range_is_corrected_with_a_word(page):
+    box = page.locator("#edit-steps input[type=number]")
+    box.fill("5000")
+    box.press("Tab")
+    toast = page.locator(".toast-body", has_text="Edit steps go from 10 to 500: 5000 was changed to 500.")
+    toast.first.wait_for()
+    assert box.input_value() == "500"
+    page.locator("#editor button[aria-label='Color']").click()  # the palette: the white swatch gets a ring
+    page.locator("#editor").screenshot(path=str(ARTIFACTS / "browser-6-palette.png"))
+    ring = page.locator("#editor menu.swatch button.color").first.evaluate("b => getComputedStyle(b).boxShadow")
+    assert "inset" in ring, f"the palette's swatches should have a ring, got {ring!r}"
+    page.locator("#editor button[aria-label='Brush']").click()

@@ -16,3 +16,13 @@ def test_visitors_at_once_get_every_action_answered(tiny_model_dir):
         assert stats["n"] >= 3 and stats["p50_s"] <= stats["p95_s"], (action, stats)
     quick = [report["actions"][a]["p95_s"] for a in ("undo", "export")]
     assert max(quick) < 30  # answered from the session, not after every edit of every visitor
+
+
+def test_the_visitors_fetch_every_file_an_answer_names():
+    from editgan.app.loadtest import file_urls
+
+    picture = {"path": "/x/a.png", "url": "http://h/file=/x/a.png", "meta": {"_type": "gradio.FileData"}}
+    canvas = {"background": {"path": "/x/b.png", "url": "http://h/file=/x/b.png"}, "layers": [], "composite": None}
+    answer = ("status", picture, [picture, {"path": "/x/c.png", "url": "http://h/file=/x/c.png"}], canvas, 0.5)
+    assert file_urls(answer) == ["http://h/file=/x/a.png", "http://h/file=/x/a.png", "http://h/file=/x/c.png",
+                                 "http://h/file=/x/b.png"]

@@ -73,7 +73,7 @@ def test_the_studio_refuses_a_model_outside_the_offered_ones_even_past_the_model
 def test_a_huge_paint_layer_is_refused_from_its_header_with_memory_bounded(public_url, tmp_path):
     c = Client(public_url, verbose=False)
     start = c.predict(4, 0.7, api_name="/ui_sample")
-    background = start[EDITOR]["value"]["background"]
+    background = start[EDITOR]["background"]  # a sample sends the canvas as a plain value
     Image.new("RGBA", (9000, 9000)).save(tmp_path / "huge.png")  # a few hundred kB, 324 MB decoded
     assert (tmp_path / "huge.png").stat().st_size < 2_000_000
     before = rss_mb()
@@ -204,3 +204,12 @@ def test_the_brush_is_sized_to_the_canvas_and_picks_classes_by_name(public_url):
     assert update["brush"]["default_color"] == "#ff0000" and update["brush"]["colors"] == ["#000000", "#ff0000"]
     assert "not in the list of choices: ['other', 'reddish']" in error_of(c.predict, "nose",
                                                                           api_name="/ui_brush_class")
+
+
+def test_a_typed_value_out_of_a_sliders_range_is_named_with_what_it_became():
+    from editgan.app.views import corrected
+
+    assert corrected("Edit steps", 5000, 10, 500) == "Edit steps go from 10 to 500: 5000 was changed to 500."
+    assert corrected("Edit steps", -3, 10, 500) == "Edit steps go from 10 to 500: -3 was changed to 10."
+    assert corrected("Edit steps", 250, 10, 500) == corrected("Edit steps", None, 10, 500) == ""
+    assert corrected("Edit steps", "many", 10, 500) == corrected("Edit steps", float("nan"), 10, 500) == ""

@@ -21,12 +21,24 @@ EDITOR_HEIGHT = 640
 EXAMPLE_SEEDS = (1, 2, 3, 4)
 FIRST_SEED = 1
 DEFAULT_EDIT_STEPS = 100
+EDIT_STEPS_RANGE = (10, 500)
 DEFAULT_EMBED_STEPS = 100
 REFINE_CHOICES = (10, 30)
 INTRO = """# EditGAN Studio
 Draw a sample (or embed a photo), **paint the label map** with a class color and press **Edit**: the picture changes
 to match the paint, and nothing else moves. Preset sliders apply learned edits; save your own edits as vectors and
 apply them to other pictures. Undo, redo and reset work over the whole history."""
+
+
+PAGE_CSS = """
+/* pictures come at the model's size (64 px for the toy faces): enlarged here, each pixel a sharp square */
+#picture .image-frame, #labels .image-frame, #blend .image-frame { width: 100%; height: 100%; }
+#picture img, #labels img, #blend img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+#compare img { image-rendering: pixelated; }
+/* the brush's palette: a thin ring, so that a white class stays visible on the white popup */
+#editor menu.swatch button.color { box-shadow: inset 0 0 0 1px rgba(0, 0, 0, 0.45); }
+"""
+"""The page's own styles (given to ``launch``: in Gradio 6 a Blocks takes no css)."""
 
 
 MAX_CANVAS_SIDE = 1024
@@ -219,7 +231,8 @@ def paint_panel(engine: EditGANModel | None) -> PaintPanel:
                             canvas_size=(views.CANVAS_SIDE, views.CANVAS_SIDE), interactive=True,
                             height=EDITOR_HEIGHT, elem_id="editor")
     with gr.Row():
-        steps = gr.Slider(10, 500, value=DEFAULT_EDIT_STEPS, step=10, label="Edit steps", elem_id="edit-steps")
+        steps = gr.Slider(*EDIT_STEPS_RANGE, value=DEFAULT_EDIT_STEPS, step=10, label="Edit steps",
+                          elem_id="edit-steps")
         edit = gr.Button("Edit", variant="primary", elem_id="edit", interactive=bool(engine and engine.has_segmenter))
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
     cancel_reply = gr.Textbox(visible=False, label="cancel")

@@ -11,7 +11,7 @@ import logging
 import gradio as gr
 
 from editgan.app.api import PublicApi, api_components, wire_public_api
-from editgan.app.components import Components, studio_layout
+from editgan.app.components import PAGE_CSS, Components, studio_layout
 from editgan.app.engines import ENGINES, EngineRegistry, model_key
 from editgan.app.gpu import gpu_runner
 from editgan.app.jobs import LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
@@ -35,8 +35,9 @@ CACHE_SWEEP = (900, SESSION_TTL_S)
 
 def launch_options() -> dict:
     """What ``demo.launch`` needs besides host, port and share: the upload limit, one-line errors for clients,
-    a bounded number of sessions."""
-    return {"max_file_size": MAX_UPLOAD, "show_error": True, "state_session_capacity": STATE_CAPACITY}
+    a bounded number of sessions, the page's styles."""
+    return {"max_file_size": MAX_UPLOAD, "show_error": True, "state_session_capacity": STATE_CAPACITY,
+            "css": PAGE_CSS}
 
 
 def build_demo(model: str | None = None, device: str | None = None, engines: EngineRegistry | None = None,
@@ -116,6 +117,8 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> list:
     e = c.paint
     e.brush_class.input(studio.pick_brush_class, [c.state, e.brush_class], [e.editor], api_name="ui_brush_class",
                         show_progress="hidden", **SESSION_JOBS, **UI_EVENT)
+    gr.on([e.steps.release, p.steps.release], studio.steps_typed, None, None, api_name="ui_steps_typed",
+          show_progress="hidden", **SESSION_JOBS, **UI_EVENT)
     e.edit.click(gpu(studio.edit), [c.state, e.editor, e.steps], view, api_name="ui_edit", **long)
     e.cancel.click(studio.cancel, None, [e.cancel_reply], api_name="ui_cancel", concurrency_id="cancel",
                    concurrency_limit=None, show_progress="hidden", **UI_EVENT)

@@ -4,9 +4,11 @@
 
 The studio is started in this process on a free port of 127.0.0.1. Each client (a ``gradio_client.Client``) draws
 a sample, then runs a mix of actions (each at least once when ``ops`` ≥ 5): samples, slider moves, undo, downloads
-and short mask edits. The report gives,
-per action, how many ran, the errors, and the median and 95th-percentile wall time. Bounded: clients × ops actions,
-each with a timeout, and the server is closed at the end.
+and short mask edits. An action's time runs until its answer is in and the pictures it names are fetched, as a
+browser fetches them: over one kept-alive connection per visitor, each URL once (Gradio names a file by a hash of
+its content, so an unchanged picture keeps its URL). The report gives, per action, how many ran, the errors, and
+the median and 95th-percentile wall time. Bounded: clients × ops actions, each with a timeout, and the server is
+closed at the end.
 """
 from __future__ import annotations
 
@@ -55,6 +57,38 @@ def _canvas(folder: Path, size: int, k: int) -> dict:
             "composite": handle_file(str(folder / "background.png"))}
 
 
+def file_urls(answer: object) -> list[str]:
+    """The URLs of the files an answer names (Gradio's file dicts, at any depth), in order."""
+    if isinstance(answer, dict):
+        if isinstance(answer.get("url"), str) and "path" in answer:
+            return [answer["url"]]
+        return [url for value in answer.values() for url in file_urls(value)]
+    if isinstance(answer, (list, tuple)):
+        return [url for value in answer for url in file_urls(value)]
+    return []
+
+
+class PageFetcher:
+    """What a visitor's browser does with an answer: fetch every file it names that the page does not have yet,
+    over one kept-alive connection."""
+
+    def __init__(self):
+        import httpx
+
+        self.http = httpx.Client(timeout=TIMEOUT_S)
+        self.seen: set[str] = set()
+
+    def fetch(self, answer: object) -> object:
+        for url in file_urls(answer):
+            if url not in self.seen:
+                self.http.get(url).raise_for_status()
+                self.seen.add(url)
+        return answer
+
+    def close(self) -> None:
+        self.http.close()
+
+
 @dataclass(frozen=True)
 class Plan:
     """What the visitors do, sent to the process that runs them."""
@@ -80,7 +114,8 @@ def run_visitors(plan: Plan) -> tuple[dict[str, list[float]], dict[str, list[str
 
     def visitor(index: int) -> None:
         rng = random.Random(plan.seed * 1000 + index)
-        client = Client(plan.url, verbose=False)
+        client = Client(plan.url, verbose=False, download_files=False)
+        page = PageFetcher()
         canvas = _canvas(scratch, plan.canvas_side, plan.scale)
         actions = (list(ACTIONS) + rng.choices(ACTIONS, WEIGHTS, k=max(0, plan.ops - len(ACTIONS))))[:plan.ops]
         actions = actions[:1] + rng.sample(actions[1:], len(actions) - 1)  # a sample first, then the rest mixed
@@ -88,12 +123,12 @@ def run_visitors(plan: Plan) -> tuple[dict[str, list[float]], dict[str, list[str
 
         def slide() -> object:
             values = [round(rng.uniform(-1, 1), 2) if i < plan.presets else 0.0 for i in range(plan.sliders)]
-            return client.predict(*values, api_name="/ui_slide")
+            return page.fetch(client.predict(*values, api_name="/ui_slide"))
 
-        calls = {"sample": lambda: client.predict(rng.randrange(2**31), 0.7, api_name="/ui_sample"), "slide": slide,
-                 "undo": lambda: client.predict(api_name="/ui_undo"),
-                 "export": lambda: client.predict(api_name="/ui_export"),
-                 "edit": lambda: client.predict(canvas, plan.edit_steps, api_name="/ui_edit")}
+        calls = {"sample": lambda: page.fetch(client.predict(rng.randrange(2**31), 0.7, api_name="/ui_sample")),
+                 "slide": slide, "undo": lambda: page.fetch(client.predict(api_name="/ui_undo")),
+                 "export": lambda: page.fetch(client.predict(api_name="/ui_export")),
+                 "edit": lambda: page.fetch(client.predict(canvas, plan.edit_steps, api_name="/ui_edit"))}
         for action in actions:
             if action == "undo" and not undoable:
                 slide()
@@ -116,6 +151,7 @@ def run_visitors(plan: Plan) -> tuple[dict[str, list[float]], dict[str, list[str
                     errors[action].append(error)
                 else:
                     times[action].append(time.monotonic() - started)
+        page.close()
 
     with ThreadPoolExecutor(plan.clients) as pool:
         list(pool.map(visitor, range(plan.clients), timeout=TIMEOUT_S))
@@ -135,6 +171,8 @@ def run_load_test(model: str | None = None, clients: int = 8, ops: int = 10, edi
     engines = EngineRegistry()
     demo = build_demo(model=model, device=device, engines=engines)
     engine = engines.get(model, device)
+    progress("waiting for the perceptual loss (offline, the Hub's retries take ~20 s)")
+    engine.perceptual  # noqa: B018 -- as on a studio up for a minute: the first edit does not fetch it in its turn
     height, width = engine.config.box[2:]
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())

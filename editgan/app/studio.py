@@ -181,16 +181,14 @@ class Studio:
             return out
         r = self.keep(session, rendering) if rendering is not None else \
             self.rendering(session, engine, session.current.wplus)
-        k = views.canvas_scale(*r.image.shape[:2])
-        out[c.picture.picture] = views.enlarge(r.image, k)
+        out[c.picture.picture] = r.image  # at the model's size: the page enlarges pictures (components.PAGE_CSS)
         original = self.rendering(session, engine, session.original.wplus).image
-        out[c.history.compare] = (views.enlarge(original, k), views.enlarge(r.image, k))
+        out[c.history.compare] = (original, r.image)
         if r.labels is not None:
-            colors = views.enlarge(colorize(r.labels, engine.config.palette), k)
+            colors = colorize(r.labels, engine.config.palette)
             out[c.picture.labels] = colors
-            out[c.picture.blend] = views.blend(views.enlarge(r.image, k), colors)
-            out[c.paint.editor] = self.editor_update(engine, {"background": colors, "layers": [],
-                                                              "composite": colors}, with_brush=model)
+            out[c.picture.blend] = views.blend(r.image, colors)
+            out[c.paint.editor] = self.editor_update(engine, views.canvas_value(colors), with_brush=model)
         else:
             out[c.picture.labels] = None
             out[c.picture.blend] = None
@@ -200,10 +198,12 @@ class Studio:
         return out
 
     @staticmethod
-    def editor_update(engine: EditGANModel, value: dict | None, with_brush: bool) -> gr.ImageEditor:
-        """The canvas with a new background; ``with_brush`` also sets the brush to the model's classes."""
+    def editor_update(engine: EditGANModel, value: dict | None, with_brush: bool) -> gr.ImageEditor | dict | None:
+        """The canvas with a new background; ``with_brush`` also sets the brush to the model's classes. Without
+        it, the plain value: an ImageEditor built here would encode the canvas once more, and Gradio would build
+        it again to update the page's copy."""
         if not with_brush:
-            return gr.ImageEditor(value=value)
+            return value
         # always interactive: Gradio 6 does not show an editor that an update turns from read-only to interactive
         # (a model taught in the Teach tab); without a branch the Edit button is off and the legend says why
         return gr.ImageEditor(value=value, brush=brush(engine), eraser=eraser(engine), interactive=True)
@@ -238,7 +238,7 @@ class Studio:
         """Run an optimization with live previews of the picture and the status line; returns its result."""
         def show(p: Progress) -> dict:
             progress((p.step, p.steps), desc=desc, unit="steps")
-            return {self.c.picture.picture: views.enlarge(p.image, views.canvas_scale(*p.image.shape[:2])),
+            return {self.c.picture.picture: p.image,
                     self.c.picture.status: preview(p)}
 
         reports = run_cancellable(self.cancels, key, work)
@@ -256,6 +256,19 @@ class Studio:
         if name not in names:
             raise ValueError(f"pick one of this model's classes: {', '.join(names) or 'none'}")
         return gr.ImageEditor(brush=brush(engine, hex_color(engine.config.palette[names.index(name)])))
+
+    @staticmethod
+    def steps_typed(event: gr.EventData) -> None:
+        """The page moves a number typed into a slider's box into the slider's range when the box loses focus, and
+        says nothing: its release event still carries the typed number, so say it here."""
+        slider = getattr(event, "target", None)
+        lowest, highest = getattr(slider, "minimum", None), getattr(slider, "maximum", None)
+        if lowest is None or highest is None:
+            return
+        message = views.corrected(getattr(slider, "label", None) or "Steps", getattr(event, "_data", None), lowest,
+                                  highest)
+        if message:
+            gr.Warning(message)
 
     # -- starting points ----------------------------------------------------------------------------------------
     @guarded

@@ -3,11 +3,14 @@ status sentences. numpy and PIL only; no Gradio and no model math here.
 
 The canvas: a 64-px label map is far too small to paint on, so the editor shows it enlarged ``k`` times with
 nearest-neighbour upscaling, ``k = CANVAS_SIDE // longest side`` (8 for the 64-px toy faces, 16 for a 32-px model,
-1 for 512 px and more). The pictures beside it are enlarged the same way, so what you see lines up pixel for pixel.
+1 for 512 px and more). The pictures beside it (picture, label map, blend, before/after) are sent at the model's
+own size and enlarged by the browser, without blurring (``components.PAGE_CSS``): 64 times fewer pixels to encode
+and send than their ×8 enlargements, and every answer of a quick action carries five of them.
 """
 from __future__ import annotations
 
 import html
+import math
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -26,6 +29,13 @@ def canvas_scale(height: int, width: int) -> int:
 
 def enlarge(picture: np.ndarray, k: int) -> np.ndarray:
     return picture if k == 1 else np.repeat(np.repeat(picture, k, axis=0), k, axis=1)
+
+
+def canvas_value(colors: np.ndarray) -> dict:
+    """The editor's value for a colored label map: the map enlarged to the canvas, with no paint layers. No
+    composite: the editor draws its own from the background and the paint, so a second copy of the enlarged map
+    would only be encoded and sent for nothing."""
+    return {"background": enlarge(colors, canvas_scale(*colors.shape[:2])), "layers": [], "composite": None}
 
 
 def blend(image: np.ndarray, colors: np.ndarray) -> np.ndarray:
@@ -81,6 +91,18 @@ def crop_preview(photo: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarra
     ImageDraw.Draw(shade).rectangle((left, top, right - 1, bottom - 1), fill=(0, 0, 0, 0), outline=(255, 200, 0, 255),
                                     width=3)
     return np.asarray(Image.alpha_composite(image.convert("RGBA"), shade).convert("RGB"))
+
+
+def corrected(what: str, typed: object, lowest: float, highest: float) -> str:
+    """The sentence when the page moved a typed value into its slider's range, or "" when it was in range."""
+    try:
+        value = float(typed)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    if math.isnan(value) or lowest <= value <= highest:
+        return ""
+    kept = lowest if value < lowest else highest
+    return f"{what} go from {lowest:g} to {highest:g}: {value:g} was changed to {kept:g}."
 
 
 def finished(what: str, outcome: EditOutcome, steps: int) -> str:
