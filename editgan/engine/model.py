@@ -23,6 +23,7 @@ from editgan.engine.cpu_memory import keep_freed_memory
 from editgan.engine.editing import EditOptions, EmbedOptions, OptimizationResult, StepInfo
 from editgan.engine.images import load_image, to_tensor, to_uint8
 from editgan.engine.latents import as_latent
+from editgan.engine.margins import MarginLabels, outside_rows
 from editgan.engine.turns import DeviceTurns
 from editgan.engine.uncertainty import Measure
 from editgan.engine.uncertainty import uncertainty as ensemble_uncertainty
@@ -130,6 +131,9 @@ class EditGANModel:
         self.turns = DeviceTurns()
         """Callers in several threads take turns; long optimizations step aside between steps for waiting ones."""
         self._perceptual: PerceptualLoss | None = None
+        self.margins = MarginLabels()
+        """The label map outside the picture box of the latents rendered lately: an edit started from a caller's
+        rendering (inside the box only) reads them instead of computing them."""
         self.label_map_s: float | None = None
         """Seconds the latest full label map took here (None before the first): whether a caller gains by showing
         a picture before its map (256 px and up on a CPU) or not (the embedded 64-px model: milliseconds)."""
@@ -234,6 +238,7 @@ class EditGANModel:
             start = time.perf_counter()
             labels = self.segmenter.predict(features, (self.generator.size, self.generator.size))
             self.label_map_s = time.perf_counter() - start
+        self.margins.put(picture.wplus, labels[0], outside_rows(self.generator.size, self.config.box))
         return Rendering(picture.wplus, picture.image, self._crop(labels)[0].cpu().numpy())
 
     def _between_steps(self, should_stop: Callable[[], bool] | None) -> Callable[[], bool]:
@@ -348,7 +353,8 @@ class EditGANModel:
 
     def _original(self, w: torch.Tensor, given: Rendering) -> tuple[torch.Tensor, torch.Tensor]:
         """``editing.render(w)`` from a rendering the caller has: the picture drawn again (the loss needs it
-        exactly, not as uint8), the label map from ``given`` inside the picture box, computed only outside it."""
+        exactly, not as uint8), the label map from ``given`` inside the picture box and, outside it, from
+        :attr:`margins` or else computed there only."""
         segmenter = self._require_segmenter("mask editing")
         top, left, height, width = self.config.box
         if given.labels is None or given.labels.shape != (height, width):
@@ -356,19 +362,18 @@ class EditGANModel:
         if not np.array_equal(as_latent(given.wplus, (self.n_latent, self.style_dim)), w[0].cpu().numpy()):
             raise ValueError("the original's rendering is of another latent than the one edited")
         size = self.generator.size
-        outside = [(0, top)] if top > 0 else []
-        outside += [(top + height, size)] if top + height < size else []
-        if left > 0 or left + width < size:  # columns outside the box: rows of the box are needed too
-            outside = [(0, size)]
+        outside = outside_rows(size, self.config.box)
+        kept = self.margins.get(given.wplus) if outside else None
         with torch.no_grad():
-            if not outside:
+            if not outside or kept is not None:
                 image, features = self.generator.synthesis(w), None
             else:
                 image, features = self.generator.synthesis(w, return_features=True)
             inside = torch.as_tensor(np.asarray(given.labels, np.int64), device=self.device)
             labels = self._to_canvas(inside, 0)
-            for first, stop in outside:
-                labels[first:stop] = segmenter.predict(features, (size, size), rows=(first, stop))[0]
+            for k, (first, stop) in enumerate(outside):
+                labels[first:stop] = kept[k].to(self.device) if kept is not None else \
+                    segmenter.predict(features, (size, size), rows=(first, stop))[0]
             labels[top:top + height, left:left + width] = inside
         return image, labels[None]
 
