@@ -395,9 +395,9 @@ class EditGANModel:
         if refine_steps > 0 and bool(total.any()):
             self._require_segmenter("refinement")
         options = options or EditOptions(speed=self.speed)
+        perceptual = self.perceptual if refine_steps > 0 else None  # a plain slider loads no perceptual network
         result = editing.apply_vector(self.generator, self.segmenter, w, total, 1.0, refine_steps, sorted(classes),
-                                      self.perceptual, options, self._on_step(on_step),
-                                      self._between_steps(should_stop))
+                                      perceptual, options, self._on_step(on_step), self._between_steps(should_stop))
         return self._outcome(result, None, label_map)
 
     def apply_vector(self, wplus: Latent, vector: EditingVector | str, scale: float = 1.0, refine_steps: int = 0,
