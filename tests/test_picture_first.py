@@ -100,3 +100,9 @@ def test_outcomes_without_their_label_map_leave_it_to_segment(model):
     slid = model.apply_vectors(start.wplus, preset, label_map=False)
     assert slid.labels is None
     same(model.segment(slid.pending), model.apply_vectors(start.wplus, preset))
+
+
+def test_a_plain_slider_loads_no_perceptual_network(folders):
+    model = EditGANModel.from_folder(folders["whole"], device="cpu")  # offline, loading it waits on Hub retries
+    model.apply_vectors(model.sample(seed=1).wplus, [(model.presets["redder"], 1.0)], label_map=False)
+    assert model._perceptual is None
