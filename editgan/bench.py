@@ -221,16 +221,18 @@ def picture_first(model: EditGANModel, steps: int = PICTURE_FIRST_EDIT_STEPS) ->
 
     painted, wanted = _painted_disc_in_box(original.labels)
     for name, given, label_map in (("edit_studio", original, False), ("edit_before", None, True)):
+        checks: list[float] = []  # the stop check runs just before every step, the step callback just after
         stamps: list[float] = []
         start = time.perf_counter()
         outcome = model.edit(original.wplus, wanted, painted, steps=steps, original=given, label_map=label_map,
-                             on_step=lambda p: stamps.append(time.perf_counter()))
+                             on_step=lambda p: stamps.append(time.perf_counter()),
+                             should_stop=lambda: bool(checks.append(time.perf_counter())))
         to_picture = time.perf_counter()
         if outcome.pending is not None:
             model.segment(outcome.pending)
         end = time.perf_counter()
-        step_s = (stamps[-1] - stamps[0]) / (len(stamps) - 1)  # the first step's own time taken as the others'
-        before = stamps[0] - step_s - start
+        step_s = (stamps[-1] - checks[0]) / steps
+        before = checks[0] - start
         out[name] = {"steps": steps, "step_s": round(step_s, 2), "before_first_step_s": round(before, 2),
                      "after_last_step_to_picture_s": round(to_picture - stamps[-1], 2),
                      "after_last_step_to_label_map_s": round(end - stamps[-1], 2),
