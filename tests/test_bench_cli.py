@@ -32,11 +32,11 @@ def test_picture_first_rows(tmp_path):
                                                        image_box=(8, 0, 16, 32)), device="cpu")
     rows = bench.picture_first(model, steps=3)
     assert rows["image_box"] == [8, 0, 16, 32]
-    assert 0 < rows["sample_to_picture_s"] <= rows["sample_to_label_map_s"]
-    assert 0 < rows["slider_to_picture_s"] <= rows["slider_to_label_map_s"]
+    assert 0 <= rows["sample_to_picture_s"] <= rows["sample_to_label_map_s"]
+    assert 0 <= rows["slider_to_picture_s"] <= rows["slider_to_label_map_s"]
     for name in ("edit_studio", "edit_before"):
         edit = rows[name]
-        assert edit["steps"] == 3 and edit["step_s"] > 0
+        assert edit["steps"] == 3 and edit["step_s"] >= 0
         assert edit["after_last_step_to_picture_s"] <= edit["after_last_step_to_label_map_s"]
         assert edit["overhead_s"] == pytest.approx(edit["before_first_step_s"] + edit["after_last_step_to_label_map_s"],
                                                    abs=0.02)
