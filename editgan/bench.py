@@ -11,6 +11,11 @@ unless ``--full`` is given (on a 2-core CPU they would take many minutes); the J
 The segmentation branch's full map is measured three ways, each in a fresh process for its peak memory: the
 banded path (``factorized``, the CPU's), DatasetGAN's naive one and the dense path (CUDA's and MPS's).
 
+``car-512`` is the random 512-px model with the car's 384×512 picture box, measured as a visitor waits for it
+(``picture_first``): a sample's and a slider's time to picture and to label map (the engine's two phases), and an
+edit's time outside its steps, started from the original's rendering the studio keeps or rendering it itself, and
+showing the result's picture before its map or not. One run each (``--repeats`` does not apply): seconds apiece.
+
 On CUDA there is more (``--device cuda``): a 1024-px config-f model (``random-1024``, too slow for a CPU), the
 dense full map warm in this process (time, peak memory, with and without TF32, against the banded path), the peak
 GPU memory of a 100-step edit, and ``speed_variants``: a 100-step edit (``edit_s``), its step time, a 30-step
@@ -39,6 +44,7 @@ from editgan.engine.labels import region_of_interest
 from editgan.engine.model import EditGANModel, choose_device
 from editgan.modelio.config import GeneratorConfig, ModelConfig, SegmenterSettings
 from editgan.modelio.hub import DEFAULT_MODEL, embedded_models
+from editgan.modelio.vectors import EditingVector
 from editgan.networks.lpips import LPIPS
 from editgan.networks.segmenter import Segmenter, SegmenterConfig
 from editgan.networks.stylegan2 import Generator
@@ -46,6 +52,9 @@ from editgan.networks.stylegan2 import Generator
 log = logging.getLogger(__name__)
 
 RANDOM_MODELS = {"random-256": 256, "random-512": 512, "random-1024": 1024}
+CAR_FORMAT_MODELS = {"car-512": (512, (64, 0, 384, 512))}
+"""Random models with a picture box like EditGAN's car model (384×512 in the 512-px canvas): picture-first rows."""
+PICTURE_FIRST_EDIT_STEPS = 3
 CUDA_ONLY_MODELS = {"random-1024"}
 DEFAULT_MODELS = ["embedded", "random-256", "random-512"]
 STEP_SAMPLES_PER_REPEAT = 4
@@ -82,7 +91,8 @@ def median_ms(fn: Callable[[], object], device: torch.device, repeats: int, warm
     return round(statistics.median(times), 2)
 
 
-def random_model(size: int, device: torch.device, seed: int = 0) -> EditGANModel:
+def random_model(size: int, device: torch.device, seed: int = 0,
+                 image_box: tuple[int, int, int, int] | None = None) -> EditGANModel:
     """Config-f generator and a 32-class, 10-member segmenter with random weights (speed only)."""
     torch.manual_seed(seed)
     g = Generator(size, 512, 8, channel_multiplier=2)
@@ -90,7 +100,7 @@ def random_model(size: int, device: torch.device, seed: int = 0) -> EditGANModel
     seg_config = SegmenterConfig(tuple(g.feature_channels()), n_classes=32, n_members=10)
     config = ModelConfig(f"random-{size}", GeneratorConfig(size), classes, [(i * 7 % 256, i * 31 % 256, i * 73 % 256)
                                                                             for i in range(32)],
-                         SegmenterSettings(10))
+                         SegmenterSettings(10), image_box=image_box)
     return EditGANModel(config, g, Segmenter(seg_config), device=device)
 
 
@@ -185,6 +195,59 @@ def bench_model(name: str, model: EditGANModel, repeats: int, full: bool, memory
         variants = {k: v for k, v in SPEED_VARIANTS.items() if k != "compile" or g.size <= COMPILE_MAX_SIZE}
         result["speed_variants"] = speed_variants(model, w, target, roi, image, vector, variants)
     return result
+
+
+def picture_first(model: EditGANModel, steps: int = PICTURE_FIRST_EDIT_STEPS) -> dict:
+    """Seconds a visitor waits, each measured once: for a sample and a slider, until the picture (the generator's
+    pass) and until its label map; for a ``steps``-step edit, outside its steps (before the first, after the last),
+    as the studio runs it (the original's rendering passed in, the result's picture shown before its map) and as
+    the engine did before (rendering the original, then the result whole)."""
+    out: dict = {"size": model.generator.size, "image_box": list(model.config.box),
+                 "members": model.segmenter.config.n_members, "classes": model.config.n_classes,
+                 "perceptual_loss": model.perceptual.name}  # loaded before the clock runs, as a warm server has it
+    start = time.perf_counter()
+    picture = model.sample_picture(1)
+    out["sample_to_picture_s"] = round(time.perf_counter() - start, 2)
+    original = model.segment(picture)
+    out["sample_to_label_map_s"] = round(time.perf_counter() - start, 2)
+
+    rng = np.random.default_rng(0)
+    vector = EditingVector("bench", rng.normal(0, 0.05, original.wplus.shape).astype(np.float32), classes=[1])
+    start = time.perf_counter()
+    slid = model.apply_vectors(original.wplus, [(vector, 1.0)], label_map=False)
+    out["slider_to_picture_s"] = round(time.perf_counter() - start, 2)
+    model.segment(slid.pending)
+    out["slider_to_label_map_s"] = round(time.perf_counter() - start, 2)
+
+    painted, wanted = _painted_disc_in_box(original.labels)
+    for name, given, label_map in (("edit_studio", original, False), ("edit_before", None, True)):
+        checks: list[float] = []  # the stop check runs just before every step, the step callback just after
+        stamps: list[float] = []
+        start = time.perf_counter()
+        outcome = model.edit(original.wplus, wanted, painted, steps=steps, original=given, label_map=label_map,
+                             on_step=lambda p: stamps.append(time.perf_counter()),
+                             should_stop=lambda: bool(checks.append(time.perf_counter())))
+        to_picture = time.perf_counter()
+        if outcome.pending is not None:
+            model.segment(outcome.pending)
+        end = time.perf_counter()
+        step_s = (stamps[-1] - checks[0]) / steps
+        before = checks[0] - start
+        out[name] = {"steps": steps, "step_s": round(step_s, 2), "before_first_step_s": round(before, 2),
+                     "after_last_step_to_picture_s": round(to_picture - stamps[-1], 2),
+                     "after_last_step_to_label_map_s": round(end - stamps[-1], 2),
+                     "overhead_s": round(before + end - stamps[-1], 2)}
+    return out
+
+
+def _painted_disc_in_box(labels: np.ndarray, fraction: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_painted_disc` on a picture box's label map (h, w): painted pixels and the wanted map."""
+    h, w = labels.shape
+    yy, xx = np.mgrid[:h, :w]
+    painted = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 <= h * w * fraction / np.pi
+    wanted = labels.copy()
+    wanted[painted] = 1
+    return painted, wanted
 
 
 def _reset_peak(device: torch.device) -> None:
@@ -396,11 +459,19 @@ def run(models: list[str] | None = None, repeats: int = 3, full: bool = False, d
         elif name in CUDA_ONLY_MODELS and dev.type != "cuda":
             report["models"][name] = {"skipped": "measured on CUDA only (--device cuda): minutes a step on a CPU"}
             continue
+        elif name in CAR_FORMAT_MODELS:
+            size, box = CAR_FORMAT_MODELS[name]
+            report["models"][name] = {"picture_first": picture_first(random_model(size, dev, image_box=box))}
+            progress(json.dumps({name: report["models"][name]}, indent=1))
+            if json_path is not None:
+                json_path.write_text(json.dumps(report, indent=1) + "\n")
+            continue
         elif name in RANDOM_MODELS:
             model = random_model(RANDOM_MODELS[name], dev)
             members = 2 if RANDOM_MODELS[name] >= 512 else None  # naive 512 px with 10 members: 8 TFLOP
         else:
-            raise ValueError(f"unknown benchmark model {name!r}; choose from embedded, {', '.join(RANDOM_MODELS)}")
+            raise ValueError(f"unknown benchmark model {name!r}; choose from embedded, "
+                             f"{', '.join([*RANDOM_MODELS, *CAR_FORMAT_MODELS])}")
         try:
             report["models"][name] = bench_model(name, model, repeats, full, members)
         except torch.OutOfMemoryError as e:  # a card too small for one model keeps the other rows

@@ -236,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed and memory benchmark, as JSON")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--models", default=None, help="comma-separated: embedded, random-256, random-512, random-1024 "
-                                                  "(CUDA only); default all but random-1024 on a CPU")
+                                                  "(CUDA only), car-512 (time to picture and to label map; an "
+                                                  "edit's overhead); default all but random-1024 and car-512 on a "
+                                                  "CPU")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--full", action="store_true", help="run 100-step edits on the big models too (slow on CPU)")
     p.add_argument("--device", default=None)

@@ -27,6 +27,21 @@ def test_bench_reports_every_measurement(folder):
     assert memory["naive"]["peak_MB"] >= 0 and memory["members"] == 2
 
 
+def test_picture_first_rows(tmp_path):
+    model = EditGANModel.from_folder(tiny_model_folder(tmp_path / "boxed", with_encoder=False,
+                                                       image_box=(8, 0, 16, 32)), device="cpu")
+    rows = bench.picture_first(model, steps=3)
+    assert rows["image_box"] == [8, 0, 16, 32]
+    assert 0 <= rows["sample_to_picture_s"] <= rows["sample_to_label_map_s"]
+    assert 0 <= rows["slider_to_picture_s"] <= rows["slider_to_label_map_s"]
+    for name in ("edit_studio", "edit_before"):
+        edit = rows[name]
+        assert edit["steps"] == 3 and edit["step_s"] >= 0
+        assert edit["after_last_step_to_picture_s"] <= edit["after_last_step_to_label_map_s"]
+        assert edit["overhead_s"] == pytest.approx(edit["before_first_step_s"] + edit["after_last_step_to_label_map_s"],
+                                                   abs=0.02)
+
+
 def test_unknown_bench_model_is_an_error():
     with pytest.raises(ValueError, match="unknown benchmark model"):
         bench.run(["random-7"], progress=lambda s: None)

@@ -110,7 +110,7 @@ def test_an_edit_that_finds_nothing_better_says_so_and_keeps_the_history(tiny_mo
     studio = demo.studio
     session, engine = studio.session(None)
     engine.perceptual = PixelMSELoss()
-    studio.sample(session, 5, 0.7)
+    list(studio.sample(session, 5, 0.7))
     background = np.repeat(np.repeat(np.zeros((SIZE, SIZE, 3), np.uint8), K, 0), K, 1)
     layer = np.zeros((SIZE * K, SIZE * K, 4), np.uint8)
     layer[: 16 * K, : 16 * K] = (255, 0, 0, 255)

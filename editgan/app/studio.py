@@ -7,6 +7,7 @@ written by :mod:`editgan.modelio.picture_files`. Long actions run through :func:
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
@@ -32,7 +33,7 @@ from editgan.colors import colorize, hex_color
 from editgan.engine.images import crop as crop_image
 from editgan.engine.images import load_image, square_box
 from editgan.engine.labels import apply_paint
-from editgan.engine.model import EditGANModel, EditOutcome, Progress, Rendering
+from editgan.engine.model import EditGANModel, EditOutcome, Picture, Progress, Rendering
 from editgan.errors import EditGANError
 from editgan.modelio.checkpoint import add_preset
 from editgan.modelio.picture_files import write_rendering
@@ -44,6 +45,11 @@ PHOTO_SIDE = 1024
 """Uploaded photos are kept at most this large (longest side) for cropping and embedding."""
 MAX_VECTOR_BYTES = 64 * 2**20
 MAX_STEPS = 2000
+PICTURE_FIRST_S = 0.3
+"""A model whose label map takes longer than this (its latest, as the engine measured it) shows each new picture as
+soon as it is drawn, its label map following: a 512-px, 10-member map takes seconds on a CPU, the embedded 64-px
+model's milliseconds (one update for those)."""
+SEGMENTING = "Segmenting… the label map follows."
 
 
 # -- errors: every failure reaches the visitor as a sentence, never a stack trace -----------------------------------
@@ -141,6 +147,7 @@ class Studio:
         self.cancels = CancelFlags()
         self.scratch = scratch or ScratchSpace()
         self.renders = renders or RenderCache()
+        self.picture_first_s = PICTURE_FIRST_S
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def engine(self, model_id: str) -> EditGANModel:
@@ -166,15 +173,18 @@ class Studio:
     def _key(request: gr.Request | None, session: Session) -> str:
         return getattr(request, "session_hash", None) or f"session-{id(session)}"
 
+    def _history(self, session: Session, message: str) -> dict:
+        c = self.c
+        return {c.state: session, c.picture.status: session.describe() + (f"  \n{message}" if message else ""),
+                c.history.undo: gr.Button(interactive=session.can_undo()),
+                c.history.redo: gr.Button(interactive=session.can_redo()),
+                c.history.reset: gr.Button(interactive=session.started)}
+
     def view(self, session: Session, engine: EditGANModel, rendering: Rendering | None = None, message: str = "",
              sliders: bool = True, model: bool = False) -> dict:
         """Every output that shows the session: pictures, canvas, comparison, history, sliders."""
         c = self.c
-        out: dict = {c.state: session}
-        out[c.picture.status] = session.describe() + (f"  \n{message}" if message else "")
-        out[c.history.undo] = gr.Button(interactive=session.can_undo())
-        out[c.history.redo] = gr.Button(interactive=session.can_redo())
-        out[c.history.reset] = gr.Button(interactive=session.started)
+        out = self._history(session, message)
         if model:
             out.update(self.model_view(session, engine))
         if not session.started:
@@ -196,6 +206,41 @@ class Studio:
         if sliders:
             out.update(self.slider_updates(session, engine))
         return out
+
+    def picture_view(self, session: Session, engine: EditGANModel, picture: Picture, message: str = "",
+                     sliders: bool = True) -> dict:
+        """The session's new picture before its label map: the label map, blend and canvas empty meanwhile (none
+        of them shows a map of another picture), the status line saying that the map follows."""
+        c = self.c
+        out = self._history(session, f"{message}  \n{SEGMENTING}" if message else SEGMENTING)
+        k = views.canvas_scale(*picture.image.shape[:2])
+        out[c.picture.picture] = views.enlarge(picture.image, k)
+        original = picture if np.array_equal(session.original.wplus, picture.wplus) else \
+            self.renders.get(session.model_id, session.original.wplus)
+        if original is not None:  # else the comparison waits for the whole view rather than for a rendering
+            out[c.history.compare] = (views.enlarge(original.image, k), views.enlarge(picture.image, k))
+        out[c.picture.labels] = out[c.picture.blend] = out[c.paint.editor] = None
+        if sliders:
+            out.update(self.slider_updates(session, engine))
+        return out
+
+    def show(self, session: Session, engine: EditGANModel, shown: Picture | EditOutcome, message: str = "",
+             sliders: bool = True, extra: dict | None = None) -> Generator[dict, None, None]:
+        """Yield the view of the session's new picture: when its label map is still to be computed and slow, first
+        the picture with a 'segmenting' status, then, the map computed, the whole view (``extra`` in both)."""
+        extra = extra or {}
+        pending = shown if isinstance(shown, Picture) else shown.pending
+        if pending is not None:
+            if self.picture_first(engine):
+                yield {**self.picture_view(session, engine, pending, message, sliders), **extra}
+            rendering = engine.segment(pending)
+            shown = rendering if isinstance(shown, Picture) else \
+                dataclasses.replace(shown, labels=rendering.labels, pending=None)
+        yield {**self.view(session, engine, shown, message, sliders), **extra}
+
+    def picture_first(self, engine: EditGANModel) -> bool:
+        """Whether a new picture is worth showing before its label map (see :data:`PICTURE_FIRST_S`)."""
+        return engine.has_segmenter and (engine.label_map_s is None or engine.label_map_s >= self.picture_first_s)
 
     @staticmethod
     def editor_update(engine: EditGANModel, value: dict | None, with_brush: bool) -> gr.ImageEditor | dict | None:
@@ -317,28 +362,27 @@ class Studio:
         return out
 
     @guarded
-    def sample(self, state: Session | None, seed: float | None, truncation: float | None) -> dict:
+    def sample(self, state: Session | None, seed: float | None, truncation: float | None):
+        yield from self._sample(state, checked_seed(seed), truncation)
+
+    def _sample(self, state: Session | None, seed: int, truncation: float | None, extra: dict | None = None):
         session, engine = self.session(state)
-        seed = checked_seed(seed)
         truncation = engine.config.truncation if truncation is None else float(truncation)
-        rendering = engine.sample(seed, truncation)
-        session.start(rendering.wplus, f"sample (seed {seed}, truncation {truncation:g})")
-        return self.view(session, engine, rendering)
+        picture = engine.sample_picture(seed, truncation)
+        session.start(picture.wplus, f"sample (seed {seed}, truncation {truncation:g})")
+        yield from self.show(session, engine, picture, extra=extra)
 
     @guarded
-    def random_sample(self, state: Session | None, truncation: float | None) -> dict:
+    def random_sample(self, state: Session | None, truncation: float | None):
         seed = random.randrange(2**31)
-        out = self.sample(state, seed, truncation)
-        out[self.c.sample.seed] = seed
-        return out
+        yield from self._sample(state, seed, truncation, {self.c.sample.seed: seed})
 
     @guarded
-    def example_seed(self, state: Session | None, example: Sequence[Any] | None, truncation: float | None) -> dict:
+    def example_seed(self, state: Session | None, example: Sequence[Any] | None, truncation: float | None):
         if not example:
             raise ValueError("pick one of the example seeds")
-        out = self.sample(state, example[0], truncation)
-        out[self.c.sample.seed] = int(example[0])
-        return out
+        seed = checked_seed(example[0])
+        yield from self._sample(state, seed, truncation, {self.c.sample.seed: seed})
 
     # -- photos -------------------------------------------------------------------------------------------------
     @guarded
@@ -385,11 +429,12 @@ class Studio:
         yield {self.c.photo.crop_preview: views.crop_preview(session.photo, box)}
         outcome: EditOutcome = yield from self._optimize(
             self._key(request, session),
-            lambda on_step, should_stop: engine.embed(picture, steps, on_step=on_step, should_stop=should_stop),
+            lambda on_step, should_stop: engine.embed(picture, steps, on_step=on_step, should_stop=should_stop,
+                                                      label_map=False),
             "Embedding the photo", progress,
             lambda p: f"Embedding {session.photo_name}: step {p.step} of {p.steps}, loss {p.loss:.4f}")
         session.start(outcome.wplus, f"photo {session.photo_name} (embedded, {len(outcome.losses)} steps)")
-        yield self.view(session, engine, outcome, message=views.finished("Embedding", outcome, steps))
+        yield from self.show(session, engine, outcome, message=views.finished("Embedding", outcome, steps))
 
     @guarded
     def example_photo(self, state: Session | None, example: Sequence[Any] | None, steps: float | None,
@@ -420,7 +465,8 @@ class Studio:
         outcome: EditOutcome = yield from self._optimize(
             self._key(request, session),
             lambda on_step, should_stop: engine.edit(session.current.wplus, wanted, painted, steps=steps, name="edit",
-                                                     on_step=on_step, should_stop=should_stop),
+                                                     on_step=on_step, should_stop=should_stop, original=current,
+                                                     label_map=False),
             "Editing", progress,
             lambda p: f"Editing: step {p.step} of {p.steps}, loss {p.loss:.4f} (Cancel keeps the best result so far)")
         if outcome.best_step == 0 and not outcome.cancelled:
@@ -430,7 +476,7 @@ class Studio:
         names = ", ".join(engine.config.class_names[i] for i in classes if i < engine.config.n_classes)
         session.record_edit(outcome.wplus, classes, f"mask edit ({names or 'painted classes'}, "
                                                     f"{len(outcome.losses)} steps)")
-        yield self.view(session, engine, outcome, message=views.finished("Edit", outcome, steps))
+        yield from self.show(session, engine, outcome, message=views.finished("Edit", outcome, steps))
 
     @guarded
     def cancel(self, request: gr.Request = None) -> str:
@@ -448,23 +494,24 @@ class Studio:
     def _apply(session: Session, engine: EditGANModel, slots: Sequence[float | None], refine: int,
                on_step: Callable | None = None, should_stop: Callable | None = None
                ) -> tuple[EditOutcome, dict[str, float], list[int]]:
+        """The sliders' latent and its picture; its label map is left to :meth:`show` (``outcome.pending``)."""
         session.require_picture()
         values = session.values_from_slots(slots, engine.presets)
         pairs = session.combination(values, engine.presets)
         outcome = engine.apply_vectors(session.current.base, pairs, refine_steps=refine, on_step=on_step,
-                                       should_stop=should_stop)
+                                       should_stop=should_stop, label_map=False)
         classes = sorted({c for v, _ in pairs for c in v.classes})
         return outcome, values, classes
 
     @guarded
-    def slide(self, state: Session | None, *slots: float | None) -> dict:
+    def slide(self, state: Session | None, *slots: float | None):
         """Any slider moved: base + Σ scale·vector over all sliders, at once (no refinement)."""
         session, engine = self.session(state)
         outcome, values, classes = self._apply(session, engine, slots, 0)
         moved = ", ".join(f"{engine.presets[n].display_name if n in engine.presets else n} {v:+g}"
                           for n, v in values.items() if v)
         session.record_sliders(outcome.wplus, values, classes, action=f"sliders ({moved or 'all at 0'})")
-        return self.view(session, engine, outcome, sliders=False)
+        yield from self.show(session, engine, outcome, sliders=False)
 
     @guarded
     def refine(self, state: Session | None, refine_steps: Any, *slots: float | None, request: gr.Request = None,
@@ -485,7 +532,7 @@ class Studio:
             "Refining", progress, lambda p: f"Refining: step {p.step} of {p.steps}")
         session.record_sliders(outcome.wplus, values, classes, refined=True,
                                action=f"sliders refined ({len(outcome.losses)} steps)")
-        yield self.view(session, engine, outcome, message=views.finished("Refinement", outcome, refine))
+        yield from self.show(session, engine, outcome, message=views.finished("Refinement", outcome, refine))
 
     @guarded
     def save_vector(self, state: Session | None, name: str | None) -> dict:

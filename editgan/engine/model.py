@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -22,6 +23,7 @@ from editgan.engine.cpu_memory import keep_freed_memory
 from editgan.engine.editing import EditOptions, EmbedOptions, OptimizationResult, StepInfo
 from editgan.engine.images import load_image, to_tensor, to_uint8
 from editgan.engine.latents import as_latent
+from editgan.engine.margins import MarginLabels, outside_rows
 from editgan.engine.turns import DeviceTurns
 from editgan.engine.uncertainty import Measure
 from editgan.engine.uncertainty import uncertainty as ensemble_uncertainty
@@ -65,6 +67,19 @@ class Rendering:
 
 
 @dataclass
+class Picture:
+    """A latent's picture with its label map still to come, so that a caller can show the picture first:
+    :meth:`EditGANModel.segment` computes the map from the generator's feature maps kept here (and drops them).
+    At 512 px on a 2-core CPU the picture takes about 0.7 s and a 10-member, 32-class map about 7 s more."""
+    wplus: Latent
+    image: np.ndarray
+    """(h, w, 3) uint8, the picture inside the image box."""
+    features: list[torch.Tensor] | None = field(default=None, repr=False)
+    """The generator's feature maps of this picture, kept until :meth:`EditGANModel.segment` reads them; None for
+    a model without a segmentation branch (or once read: the map is then computed from the latent again)."""
+
+
+@dataclass
 class EditOutcome(Rendering):
     vector: EditingVector | None = None
     losses: list[float] = field(default_factory=list)
@@ -73,6 +88,9 @@ class EditOutcome(Rendering):
     roi: np.ndarray | None = None
     best_step: int = 0
     """The step whose latent is the result; 0 means nothing better than the start was found."""
+    pending: Picture | None = None
+    """Asked for without its label map (``label_map=False``): the picture whose map :meth:`EditGANModel.segment`
+    computes; ``labels`` is None until then."""
 
 
 @dataclass
@@ -113,6 +131,12 @@ class EditGANModel:
         self.turns = DeviceTurns()
         """Callers in several threads take turns; long optimizations step aside between steps for waiting ones."""
         self._perceptual: PerceptualLoss | None = None
+        self.margins = MarginLabels()
+        """The label map outside the picture box of the latents rendered lately: an edit started from a caller's
+        rendering (inside the box only) reads them instead of computing them."""
+        self.label_map_s: float | None = None
+        """Seconds the latest full label map took here (None before the first): whether a caller gains by showing
+        a picture before its map (256 px and up on a CPU) or not (the embedded 64-px model: milliseconds)."""
         self.speed = SpeedOptions()
         """How edits, refinements and embeddings run when the caller gives no options (captured step, TF32, bf16;
         see :mod:`editgan.engine.acceleration`): off until an operator turns them on."""
@@ -192,10 +216,30 @@ class EditGANModel:
         return canvas
 
     def _rendering(self, w: torch.Tensor) -> Rendering:
-        image, labels = editing.render(self.generator, self.segmenter, w)
-        picture = to_uint8(self._crop(image))[0]
-        label_map = self._crop(labels)[0].cpu().numpy() if labels is not None else None
-        return Rendering(w[0].cpu().numpy(), picture, label_map)
+        return self._segmented(self._picture(w))
+
+    def _picture(self, w: torch.Tensor) -> Picture:
+        """The generator's pass: the picture, with the feature maps its label map will read."""
+        with torch.no_grad():
+            if self.segmenter is None:
+                image, features = self.generator.synthesis(w), None
+            else:
+                image, features = self.generator.synthesis(w, return_features=True)
+        return Picture(w[0].cpu().numpy(), to_uint8(self._crop(image))[0], features)
+
+    def _segmented(self, picture: Picture) -> Rendering:
+        """The picture with its label map (the segmentation branch's pass), its kept feature maps dropped."""
+        features, picture.features = picture.features, None
+        if self.segmenter is None:
+            return Rendering(picture.wplus, picture.image, None)
+        with torch.no_grad():
+            if features is None:
+                _, features = self.generator.synthesis(self._latent(picture.wplus), return_features=True)
+            start = time.perf_counter()
+            labels = self.segmenter.predict(features, (self.generator.size, self.generator.size))
+            self.label_map_s = time.perf_counter() - start
+        self.margins.put(picture.wplus, labels[0], outside_rows(self.generator.size, self.config.box))
+        return Rendering(picture.wplus, picture.image, self._crop(labels)[0].cpu().numpy())
 
     def _between_steps(self, should_stop: Callable[[], bool] | None) -> Callable[[], bool]:
         """Checked before every optimization step: hand the device to waiting callers, then the caller's stop."""
@@ -216,6 +260,11 @@ class EditGANModel:
         """A random picture from the model: z from ``seed``, mapped, truncated toward the mean latent."""
         return self._rendering(self._sample_wplus(seed, truncation))
 
+    @_in_turn
+    def sample_picture(self, seed: int = 0, truncation: float | None = None) -> Picture:
+        """:meth:`sample`'s first half: the picture, its label map to follow from :meth:`segment`."""
+        return self._picture(self._sample_wplus(seed, truncation))
+
     def sample_latent(self, seed: int = 0, truncation: float | None = None) -> Latent:
         """The w+ of :meth:`sample` without rendering it (annotations by seed need only that)."""
         return self._sample_wplus(seed, truncation)[0].cpu().numpy()
@@ -234,6 +283,17 @@ class EditGANModel:
     @_in_turn
     def render(self, wplus: Latent | torch.Tensor) -> Rendering:
         return self._rendering(self._latent(wplus))
+
+    @_in_turn
+    def draw(self, wplus: Latent | torch.Tensor) -> Picture:
+        """:meth:`render`'s first half: the picture, its label map to follow from :meth:`segment`."""
+        return self._picture(self._latent(wplus))
+
+    @_in_turn
+    def segment(self, picture: Picture) -> Rendering:
+        """The label map of a picture from :meth:`draw`, :meth:`sample_picture` or an outcome's ``pending``: with
+        the picture, the same :class:`Rendering` as :meth:`render` gives, in a turn of its own."""
+        return self._segmented(picture)
 
     @_in_turn
     def uncertainty(self, wplus: Latent | torch.Tensor, measure: Measure = "disagreement") -> np.ndarray:
@@ -256,10 +316,14 @@ class EditGANModel:
     def edit(self, wplus: Latent, painted_labels: np.ndarray, painted: np.ndarray,
              classes: Iterable[int] | None = None, steps: int | None = None, options: EditOptions | None = None,
              name: str = "edit", on_step: PreviewCallback | None = None,
-             should_stop: Callable[[], bool] | None = None) -> EditOutcome:
+             should_stop: Callable[[], bool] | None = None, original: Rendering | None = None,
+             label_map: bool = True) -> EditOutcome:
         """Edit by painting: ``painted_labels`` (h, w) is the wanted label map, ``painted`` (h, w) the touched pixels.
 
         The outcome carries the new latent, its picture and labels, and the edit as a reusable vector.
+        ``original``: the rendering of ``wplus`` when the caller has it (a studio keeps them): its label map is not
+        computed again, only the picture the loss compares with and any label rows outside the picture box; the
+        result is the same. ``label_map=False``: the outcome's map is left to :meth:`segment` (see ``pending``).
         """
         segmenter = self._require_segmenter("mask editing")
         options = options or EditOptions(speed=self.speed)
@@ -272,7 +336,8 @@ class EditGANModel:
             raise ValueError("nothing painted: paint on the label map where it should change")
         if int(target.max()) >= self.config.n_classes or int(target.min()) < 0:
             raise ValueError(f"painted labels must be class ids 0..{self.config.n_classes - 1}")
-        original = editing.render(self.generator, segmenter, w)
+        original = self._original(w, original) if original is not None else editing.render(self.generator,
+                                                                                              segmenter, w)
         old_labels = original[1]
         # outside the picture box the wanted map is the current one, untouched
         canvas_target = old_labels[0].clone()
@@ -284,13 +349,40 @@ class EditGANModel:
                                         self._between_steps(should_stop), original)
         used = sorted(int(c) for c in (classes if classes is not None else torch.unique(target[painted_t]).tolist()))
         vector = EditingVector(name, result.delta.cpu().numpy(), used, refine_steps=10)
-        return self._outcome(result, vector)
+        return self._outcome(result, vector, label_map)
+
+    def _original(self, w: torch.Tensor, given: Rendering) -> tuple[torch.Tensor, torch.Tensor]:
+        """``editing.render(w)`` from a rendering the caller has: the picture drawn again (the loss needs it
+        exactly, not as uint8), the label map from ``given`` inside the picture box and, outside it, from
+        :attr:`margins` or else computed there only."""
+        segmenter = self._require_segmenter("mask editing")
+        top, left, height, width = self.config.box
+        if given.labels is None or given.labels.shape != (height, width):
+            raise ValueError(f"the original's label map must be {height}×{width}")
+        if not np.array_equal(as_latent(given.wplus, (self.n_latent, self.style_dim)), w[0].cpu().numpy()):
+            raise ValueError("the original's rendering is of another latent than the one edited")
+        size = self.generator.size
+        outside = outside_rows(size, self.config.box)
+        kept = self.margins.get(given.wplus) if outside else None
+        with torch.no_grad():
+            if not outside or kept is not None:
+                image, features = self.generator.synthesis(w), None
+            else:
+                image, features = self.generator.synthesis(w, return_features=True)
+            inside = torch.as_tensor(np.asarray(given.labels, np.int64), device=self.device)
+            labels = self._to_canvas(inside, 0)
+            for k, (first, stop) in enumerate(outside):
+                labels[first:stop] = kept[k].to(self.device) if kept is not None else \
+                    segmenter.predict(features, (size, size), rows=(first, stop))[0]
+            labels[top:top + height, left:left + width] = inside
+        return image, labels[None]
 
     @_in_turn
     def apply_vectors(self, wplus: Latent, vectors: Sequence[tuple[EditingVector, float]], refine_steps: int = 0,
                       options: EditOptions | None = None, on_step: PreviewCallback | None = None,
-                      should_stop: Callable[[], bool] | None = None) -> EditOutcome:
-        """Add Σ scaleᵢ·vectorᵢ (the preset sliders), then optionally refine over the union of their classes."""
+                      should_stop: Callable[[], bool] | None = None, label_map: bool = True) -> EditOutcome:
+        """Add Σ scaleᵢ·vectorᵢ (the preset sliders), then optionally refine over the union of their classes.
+        ``label_map=False`` leaves the outcome's map to :meth:`segment` (see :attr:`EditOutcome.pending`)."""
         w = self._latent(wplus)
         total = torch.zeros_like(w[0])
         classes: set[int] = set()
@@ -303,10 +395,10 @@ class EditGANModel:
         if refine_steps > 0 and bool(total.any()):
             self._require_segmenter("refinement")
         options = options or EditOptions(speed=self.speed)
+        perceptual = self.perceptual if refine_steps > 0 else None  # a plain slider loads no perceptual network
         result = editing.apply_vector(self.generator, self.segmenter, w, total, 1.0, refine_steps, sorted(classes),
-                                      self.perceptual, options, self._on_step(on_step),
-                                      self._between_steps(should_stop))
-        return self._outcome(result, None)
+                                      perceptual, options, self._on_step(on_step), self._between_steps(should_stop))
+        return self._outcome(result, None, label_map)
 
     def apply_vector(self, wplus: Latent, vector: EditingVector | str, scale: float = 1.0, refine_steps: int = 0,
                      **kwargs) -> EditOutcome:
@@ -319,10 +411,11 @@ class EditGANModel:
     @_in_turn
     def embed(self, image: Image.Image | np.ndarray | str | Path | bytes, steps: int = 100,
               options: EmbedOptions | None = None, on_step: PreviewCallback | None = None,
-              should_stop: Callable[[], bool] | None = None) -> EditOutcome:
+              should_stop: Callable[[], bool] | None = None, label_map: bool = True) -> EditOutcome:
         """A real picture → the latent that reproduces it (encoder guess, then optimization).
 
         The picture is resized to the image box (fitting it as a whole) and placed on the black canvas.
+        ``label_map=False`` leaves the outcome's map to :meth:`segment` (see :attr:`EditOutcome.pending`).
         """
         picture = load_image(image)
         top, left, height, width = self.config.box
@@ -332,13 +425,16 @@ class EditGANModel:
         options = EmbedOptions(**{**options.__dict__, "steps": int(steps)})
         result = editing.embed(self.generator, target, self.perceptual, self.encoder, options, self.mean_wplus,
                                self._on_step(on_step), self._between_steps(should_stop))
-        return self._outcome(result, None)
+        return self._outcome(result, None, label_map)
 
-    def _outcome(self, result: OptimizationResult, vector: EditingVector | None) -> EditOutcome:
-        r = self._rendering(result.wplus)
+    def _outcome(self, result: OptimizationResult, vector: EditingVector | None, label_map: bool) -> EditOutcome:
+        """The result's one rendering after the last step (its picture only when not ``label_map``)."""
+        picture = self._picture(result.wplus)
+        r, pending = (self._segmented(picture), None) if label_map else (picture, picture)
+        labels = r.labels if label_map else None
         roi = self._crop(result.roi).cpu().numpy() if result.roi is not None else None
-        return EditOutcome(r.wplus, r.image, r.labels, vector, result.losses, result.cancelled, result.perceptual,
-                           roi, result.best_step)
+        return EditOutcome(r.wplus, r.image, labels, vector, result.losses, result.cancelled, result.perceptual,
+                           roi, result.best_step, pending)
 
 
 def load(source: str | Path | None = None, device: str | torch.device | None = None, **kwargs) -> EditGANModel:

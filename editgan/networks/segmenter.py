@@ -144,7 +144,8 @@ class Segmenter(nn.Module):
         return groups
 
     def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
-                chunk: int = 2048, dense: bool | None = None, max_elements: int | None = None) -> torch.Tensor:
+                chunk: int = 2048, dense: bool | None = None, max_elements: int | None = None,
+                rows: tuple[int, int] | None = None) -> torch.Tensor:
         """Feature maps → mean logits (N, n_classes, H, W); H, W default to the largest map's size.
 
         Computed factorized, a band of about ``chunk`` pixels at a time (see :meth:`logits_at`): each band
@@ -155,19 +156,30 @@ class Segmenter(nn.Module):
         CUDA and MPS in evaluation mode: there the banded path's per-band sparse matrices, built on the host, cost
         35× its time (1.7 s against 48 ms for a 512-px map on an H200). On the CPU the banded path stays: it was
         measured as fast or faster there (see the commit that added the dense path).
+
+        ``rows`` = (first, stop) gives only those rows of the map (N, n_classes, stop − first, W), computed in the
+        same bands as the whole map, so bitwise equal to its rows: an edit reads the label map outside the picture
+        box without paying for the inside, which the caller already has.
         """
         self._check(features)
         size = size or tuple(features[-1].shape[-2:])
+        first, stop = rows if rows is not None else (0, size[0])
+        if not 0 <= first < stop <= size[0]:
+            raise ValueError(f"rows {rows} are not within the map's {size[0]} rows")
         if dense is None:
             dense = features[0].device.type in ("cuda", "mps") and not self.training
         if dense:
-            return self.forward_dense(features, size, max_elements)
+            return self.forward_dense(features, size, max_elements)[..., first:stop, :]
         resolutions = list(self._resolution_groups(features))
-        bands = []
+        bands, top = [], None
         for pixels in pixel_bands(size, chunk, features[0].device):
+            band_top, band_bottom = int(pixels[0, 0]), int(pixels[-1, 0]) + 1
+            if band_bottom <= first or band_top >= stop:
+                continue
+            top = band_top if top is None else top
             logits = self.logits_at(features, self.pixel_taps(pixels, size, resolutions))
             bands.append(logits.reshape(logits.shape[0], -1, size[1], logits.shape[-1]))
-        return torch.cat(bands, 1).permute(0, 3, 1, 2)
+        return torch.cat(bands, 1).permute(0, 3, 1, 2)[..., first - top:stop - top, :]
 
     def forward_dense(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
                       max_elements: int | None = None) -> torch.Tensor:
@@ -453,9 +465,10 @@ class Segmenter(nn.Module):
         logits = torch.stack([m(rows) for m in self.members]).mean(0)
         return logits.reshape(n, hh, ww, -1).permute(0, 3, 1, 2)
 
-    def predict(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Label map (N, H, W) int64: argmax of the ensemble's mean logits."""
-        return self.forward(features, size).argmax(1)
+    def predict(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
+                rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """Label map (N, H, W) int64: argmax of the ensemble's mean logits (only ``rows``, as :meth:`forward`)."""
+        return self.forward(features, size, rows=rows).argmax(1)
 
 
 def _batched_transposed_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

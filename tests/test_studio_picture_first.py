@@ -1,0 +1,99 @@
+"""The studio shows a new picture as soon as it is drawn, its label map following with a 'segmenting' status,
+when the model's label map is slow (forced here on the tiny model); a fast one gets a single update."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tiny_models import SIZE
+
+from editgan.app import build_demo, views
+from editgan.app.engines import EngineRegistry
+from editgan.colors import colorize
+from editgan.networks.lpips import PixelMSELoss
+
+K = views.canvas_scale(SIZE, SIZE)
+
+
+@pytest.fixture()
+def studio(tiny_model_dir):
+    studio = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry()).studio
+    studio.picture_first_s = 0.0  # every label map counts as slow
+    return studio
+
+
+def shows(out: dict, studio, rendering) -> None:
+    """``out`` shows ``rendering``: its picture, its label map, the canvas on the map, no 'segmenting' left."""
+    c, palette = studio.c, studio.engine(studio.default_model).config.palette
+    colors = views.enlarge(colorize(rendering.labels, palette), K)
+    assert np.array_equal(out[c.picture.picture], views.enlarge(rendering.image, K))
+    assert np.array_equal(out[c.picture.labels], colors)
+    assert out[c.paint.editor] is not None  # the canvas gets the map back (as a file, once postprocessed)
+    assert "Segmenting" not in out[c.picture.status]
+
+
+def picture_only(out: dict, studio, image: np.ndarray) -> None:
+    c = studio.c
+    assert np.array_equal(out[c.picture.picture], views.enlarge(image, K))
+    assert "Segmenting" in out[c.picture.status]
+    assert out[c.picture.labels] is None and out[c.picture.blend] is None and out[c.paint.editor] is None
+
+
+def test_a_sample_shows_its_picture_then_its_label_map(studio):
+    c = studio.c
+    session, engine = studio.session(None)
+    first, last = list(studio.sample(session, 5, 0.7))
+    expected = engine.sample(5, 0.7)
+    picture_only(first, studio, expected.image)
+    assert first[c.state] is session and np.array_equal(session.current.wplus, expected.wplus)
+    assert "sample (seed 5" in first[c.picture.status]
+    before, after = first[c.history.compare]  # a new start: it is its own original
+    assert np.array_equal(before, after)
+    shows(last, studio, expected)
+    cached = studio.renders.get(session.model_id, expected.wplus)  # kept once whole, never without its map
+    assert cached is not None and np.array_equal(cached.labels, expected.labels)
+
+    for outs in (list(studio.random_sample(session, 0.7)), list(studio.example_seed(session, [7], 0.7))):
+        assert len(outs) == 2 and outs[0][c.sample.seed] == outs[1][c.sample.seed]
+        shows(outs[1], studio, engine.sample(outs[1][c.sample.seed], 0.7))
+
+
+def test_a_slider_shows_its_picture_then_its_label_map(studio):
+    c = studio.c
+    session, engine = studio.session(None)
+    list(studio.sample(session, 5, 0.7))
+    first, last = list(studio.slide(session, 1.5, *[0.0] * 11))
+    expected = engine.apply_vector(engine.sample(5, 0.7).wplus, "redder", 1.5)
+    picture_only(first, studio, expected.image)
+    assert np.array_equal(first[c.history.compare][0], views.enlarge(engine.sample(5, 0.7).image, K))
+    assert "sliders" in first[c.picture.status]
+    shows(last, studio, expected)
+    assert np.array_equal(session.current.wplus, expected.wplus)
+
+
+def test_an_edit_shows_its_result_then_its_label_map(studio):
+    c = studio.c
+    session, engine = studio.session(None)
+    engine.perceptual = PixelMSELoss()
+    list(studio.sample(session, 5, 0.7))
+    labels = engine.sample(5, 0.7).labels
+    background = views.enlarge(colorize(labels, engine.config.palette), K)
+    layer = np.zeros((SIZE * K, SIZE * K, 4), np.uint8)
+    layer[np.kron(labels == 0, np.ones((K, K), bool))] = (255, 0, 0, 255)  # 'reddish' over all of 'other'
+    canvas = {"background": background, "layers": [layer], "composite": background}
+    outs = list(studio.edit(session, canvas, 20, None, lambda *args, **kwargs: None))
+    assert len(session.history) == 2, "the edit found something better than the start"
+    result = engine.render(session.current.wplus)
+    picture_only(outs[-2], studio, result.image)
+    assert "Edit" in outs[-2][c.picture.status]
+    shows(outs[-1], studio, result)
+
+
+def test_a_fast_label_map_comes_with_its_picture_in_one_update(tiny_model_dir):
+    studio = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry()).studio
+    session, engine = studio.session(None)
+    engine.sample(1)  # the engine has measured its label map: milliseconds for this model
+    assert engine.label_map_s < studio.picture_first_s
+    (only,) = list(studio.sample(session, 5, 0.7))
+    shows(only, studio, engine.sample(5, 0.7))
+    (only,) = list(studio.slide(session, 1.0, *[0.0] * 11))
+    assert only[studio.c.picture.labels] is not None
