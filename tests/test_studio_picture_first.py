@@ -24,8 +24,8 @@ def studio(tiny_model_dir):
 def shows(out: dict, studio, rendering) -> None:
     """``out`` shows ``rendering``: its picture, its label map, the canvas on the map, no 'segmenting' left."""
     c, palette = studio.c, studio.engine(studio.default_model).config.palette
-    colors = views.enlarge(colorize(rendering.labels, palette), K)
-    assert np.array_equal(out[c.picture.picture], views.enlarge(rendering.image, K))
+    colors = colorize(rendering.labels, palette)  # at the model's size: the page enlarges it
+    assert np.array_equal(out[c.picture.picture], rendering.image)
     assert np.array_equal(out[c.picture.labels], colors)
     assert out[c.paint.editor] is not None  # the canvas gets the map back (as a file, once postprocessed)
     assert "Segmenting" not in out[c.picture.status]
@@ -33,7 +33,7 @@ def shows(out: dict, studio, rendering) -> None:
 
 def picture_only(out: dict, studio, image: np.ndarray) -> None:
     c = studio.c
-    assert np.array_equal(out[c.picture.picture], views.enlarge(image, K))
+    assert np.array_equal(out[c.picture.picture], image)
     assert "Segmenting" in out[c.picture.status]
     assert out[c.picture.labels] is None and out[c.picture.blend] is None and out[c.paint.editor] is None
 
@@ -64,7 +64,7 @@ def test_a_slider_shows_its_picture_then_its_label_map(studio):
     first, last = list(studio.slide(session, 1.5, *[0.0] * 11))
     expected = engine.apply_vector(engine.sample(5, 0.7).wplus, "redder", 1.5)
     picture_only(first, studio, expected.image)
-    assert np.array_equal(first[c.history.compare][0], views.enlarge(engine.sample(5, 0.7).image, K))
+    assert np.array_equal(first[c.history.compare][0], engine.sample(5, 0.7).image)
     assert "sliders" in first[c.picture.status]
     shows(last, studio, expected)
     assert np.array_equal(session.current.wplus, expected.wplus)
@@ -90,8 +90,9 @@ def test_an_edit_shows_its_result_then_its_label_map(studio):
 
 def test_a_fast_label_map_comes_with_its_picture_in_one_update(tiny_model_dir):
     studio = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry()).studio
+    studio.picture_first_s = 60.0  # the tiny model's map takes milliseconds, and still under 60 s on a loaded CI host
     session, engine = studio.session(None)
-    engine.sample(1)  # the engine has measured its label map: milliseconds for this model
+    engine.sample(1)  # the engine has measured its label map
     assert engine.label_map_s < studio.picture_first_s
     (only,) = list(studio.sample(session, 5, 0.7))
     shows(only, studio, engine.sample(5, 0.7))

@@ -213,12 +213,11 @@ class Studio:
         of them shows a map of another picture), the status line saying that the map follows."""
         c = self.c
         out = self._history(session, f"{message}  \n{SEGMENTING}" if message else SEGMENTING)
-        k = views.canvas_scale(*picture.image.shape[:2])
-        out[c.picture.picture] = views.enlarge(picture.image, k)
+        out[c.picture.picture] = picture.image  # at the model's size, as in view()
         original = picture if np.array_equal(session.original.wplus, picture.wplus) else \
             self.renders.get(session.model_id, session.original.wplus)
         if original is not None:  # else the comparison waits for the whole view rather than for a rendering
-            out[c.history.compare] = (views.enlarge(original.image, k), views.enlarge(picture.image, k))
+            out[c.history.compare] = (original.image, picture.image)
         out[c.picture.labels] = out[c.picture.blend] = out[c.paint.editor] = None
         if sliders:
             out.update(self.slider_updates(session, engine))
