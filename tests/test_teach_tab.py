@@ -4,6 +4,7 @@ presets, saving the model folder and loading it back, bad input, public mode."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -238,6 +239,18 @@ def test_train_hands_the_studio_a_branch_then_preset_save_and_reload(generator_o
     fresh = build_demo(model=str(target_folder), device="cpu", engines=EngineRegistry())
     slider = fresh.studio.c.vectors.sliders[0]
     assert slider.visible and slider.label == "More thing"
+
+
+def test_the_preview_shows_the_classifiers_trained_so_far_while_training(generator_only):
+    demo, teach, studio, state = make_demo(generator_only)
+    work = annotate_two(teach, state)
+    teach.partial_every_s = 0
+    outs = list(teach.train(work, state, 3, 60))  # long enough for the page's updates (a few a second)
+    during = [out for out in outs[:-1] if teach.t.preview in out]
+    assert during and "Done" not in during[0][teach.t.status]
+    assert re.search(r"preview: the first [12] of 3 classifiers", during[0][teach.t.status])
+    assert during[0][teach.t.preview].shape == outs[-1][teach.t.preview].shape
+    assert "Done" in outs[-1][teach.t.status]
 
 
 def test_save_preset_needs_a_local_model_folder_and_an_edit(generator_only, tiny_model_dir):

@@ -33,7 +33,7 @@ from editgan.colors import hex_color
 from editgan.engine.model import EditGANModel
 from editgan.errors import TeachCancelled
 from editgan.teach.annotations import AnnotationSet, load_annotations, write_annotations
-from editgan.teach.branch import TeachOptions, TeachProgress, save_taught_model, teach_branch
+from editgan.teach.branch import PARTIAL_EVERY_S, TeachOptions, TeachProgress, save_taught_model, teach_branch
 from editgan.teach.templates import get_template, template_names
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,8 @@ LIMITS = {"members": (2, 10), "epochs": (1, 100), "samples": MAX_SAMPLES}
 PUBLIC_LIMITS = {"members": (2, 4), "epochs": (1, 20), "samples": 32}
 """What one visitor of a public studio may ask of a teaching run."""
 PREVIEW_SEEDS = (100_001, 100_002)
-"""New samples (not annotated ones) that the preview shows with the taught branch's label maps."""
+"""New samples (not annotated ones) that the preview shows with the taught branch's label maps: with the classifiers
+trained so far while the branch trains (after the first, then every few seconds), then with the whole branch."""
 INTRO = """Teach this model a segmentation branch (or new classes): **1** set the classes, **2** draw samples and paint
 their whole label maps (brush and eraser on the canvas; click the picture or the label map to fill a region with the
 brush class), keep each one, **3** train. The Studio tab then edits with the new branch."""
@@ -207,6 +208,8 @@ class Teach:
         self.scratch = studio.scratch
         self.limits = PUBLIC_LIMITS if self.policy.public else LIMITS
         self.cancels = CancelFlags()
+        self.partial_every_s = PARTIAL_EVERY_S
+        """The least time between two previews of a partial branch while one trains."""
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def work(self, tstate: TeachWork | None) -> TeachWork:
@@ -435,13 +438,14 @@ class Teach:
         work.model_name = work.model_name or f"{engine.config.name}-taught"
         options = TeachOptions(members=members, epochs=epochs, agreement_folds=min(4, len(annotations.samples)))
         training = AnnotationSet(annotations.class_names, annotations.palette, list(annotations.samples))
-        previews: list = []
+        previews: list = []  # (classifiers, pictures), the newest last; appended by the training's thread
 
-        def show_branch(taught: EditGANModel) -> None:
-            previews.append([(r.image, r.labels) for r in (taught.sample(s) for s in PREVIEW_SEEDS)])
+        def show_branch(taught: EditGANModel, count: int = members) -> None:
+            previews.append((count, [(r.image, r.labels) for r in (taught.sample(s) for s in PREVIEW_SEEDS)]))
 
         def work_fn(on_step: Callable, should_stop: Callable[[], bool]):
-            return teach_branch(engine, training, options, on_step, should_stop, work.model_name, show_branch)
+            return teach_branch(engine, training, options, on_step, should_stop, work.model_name, show_branch,
+                                show_branch, self.partial_every_s)
 
         key = getattr(request, "session_hash", None) or f"teach-{id(work)}"
         k = views.canvas_scale(*engine.config.box[2:])
@@ -460,7 +464,9 @@ class Teach:
                 out = {self.t.status: teach_views.training_line(p)}
                 if len(previews) > shown:
                     shown = len(previews)
-                    out[self.t.preview] = teach_views.preview_strip(previews[-1], work.palette, k)
+                    out[self.t.preview] = teach_views.preview_strip(previews[-1][1], work.palette, k)
+                if previews:
+                    out[self.t.status] += f" · preview: {teach_views.preview_note(previews[-1][0], members)}"
                 yield out
         except TeachCancelled:
             yield {self.t.status: "Training cancelled: nothing changed (the Studio tab keeps its model)."}
@@ -473,7 +479,7 @@ class Teach:
         done = work.report[0][:1].upper() + work.report[0][1:]
         out.update({self.t.state: work, self.t.status: f"Done. {done}. The Studio tab uses the new branch now.",
                     self.t.report: "  \n".join(work.report),
-                    self.t.preview: teach_views.preview_strip(previews[-1] if previews else
+                    self.t.preview: teach_views.preview_strip(previews[-1][1] if previews else
                                                               [(r.image, r.labels) for r in
                                                                (taught.sample(s) for s in PREVIEW_SEEDS)],
                                                               work.palette, k)})

@@ -89,6 +89,13 @@ def training_line(p: TeachProgress) -> str:
             f"{t.epoch} of {t.epochs}, loss {t.loss:.3f} · {p.fraction:.0%} done")
 
 
+def preview_note(count: int, members: int) -> str:
+    """Which branch the preview shows: the whole one, or the classifiers trained so far."""
+    if count >= members:
+        return f"the whole branch ({members} classifiers)"
+    return f"the first {count} of {members} classifiers"
+
+
 def preview_strip(pictures: Sequence[tuple[np.ndarray, np.ndarray]], palette: Sequence[Color], k: int) -> np.ndarray:
     """New samples and the taught branch's label maps, side by side: picture, blend, map; one row a sample."""
     rows = []
