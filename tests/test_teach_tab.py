@@ -206,6 +206,9 @@ def test_train_hands_the_studio_a_branch_then_preset_save_and_reload(generator_o
     assert engine.has_segmenter and engine.config.class_names == ["background", "sky", "thing"]
     assert session.model_id == work.taught_key
     assert "mask editing works now" in final[studio.c.picture.status]
+    listed = final[studio.c.model.model]  # the model list selects the model the model line names
+    assert listed.value == work.taught_key and (work.taught_key, work.taught_key) in listed.choices
+    assert f"({work.taught_key})" in final[studio.c.model.info]
 
     # a new sample starts from the branch's prediction, with an uncertainty map
     out = teach.sample(work, state, 9, 0.7)
@@ -288,6 +291,17 @@ def test_public_mode_keeps_taught_models_in_the_session_and_offers_a_zip(generat
     assert Path(session.model_id).is_relative_to(studio.scratch.root)
     info = final[studio.c.model.info]
     assert str(studio.scratch.root) not in info and "tiny-taught" in info
+    listed = final[studio.c.model.model]  # the model list names the taught model too, never by its path
+    assert listed.value == "tiny-taught" and ("tiny-taught", "tiny-taught") in listed.choices
+    assert ("tiny", "tiny") in listed.choices and not any("/" in value for _, value in listed.choices)
+    again = studio.load_model("tiny-taught", session)  # the visitor's own model, picked in the list
+    assert again[studio.c.state].model_id == session.model_id and "Loaded model tiny-taught" in \
+        again[studio.c.picture.status]
+    with pytest.raises(gr.Error, match="offers the models tiny"):
+        studio.load_model("tiny-taught", None)  # not another visitor's
+    back = studio.load_model("tiny", session)
+    assert back[studio.c.model.model].value == "tiny" and ("tiny-taught", "tiny-taught") not in \
+        back[studio.c.model.model].choices
     out = teach.save_folder(work, session, "/etc/should-not-be-used", True)
     archive = Path(out[teach.t.saved])
     assert archive.is_relative_to(studio.scratch.root) and archive.suffix == ".zip"
