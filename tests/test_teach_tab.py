@@ -79,6 +79,23 @@ def test_template_gives_classes_and_the_brush_takes_their_colors(generator_only)
     assert "no segmentation branch" in error_text(info)
 
 
+def test_classes_are_named_and_coloured_with_the_colour_picker(generator_only):
+    demo, teach, studio, state = make_demo(generator_only)
+    out = teach.put_class("", "background", "#000000")
+    assert out[teach.t.classes] == "background #000000" and "Added class background" in out[teach.t.status]
+    text = teach.put_class(out[teach.t.classes], "  hair  ", "rgba(54, 88, 120, 1)")[teach.t.classes]
+    assert text == "background #000000\nhair #365878"
+    out = teach.put_class(text, "hair", "#F0a")
+    assert out[teach.t.classes] == "background #000000\nhair #ff00aa" and "Recoloured" in out[teach.t.status]
+    work = teach.set_classes(None, state, out[teach.t.classes])[teach.t.state]
+    assert work.class_names == ["background", "hair"] and work.palette[1] == (255, 0, 170)
+    for args, message in [((text, "", "#000000"), "name the class"), ((text, "eye", "blue"), "pick a colour"),
+                          ((text, "eye", None), "pick a colour"), (("nonsense", "eye", "#000000"), "line 1")]:
+        with pytest.raises(gr.Error) as info:
+            teach.put_class(*args)
+        assert message in error_text(info) and "\n" not in error_text(info)
+
+
 def test_annotate_with_paint_and_fill_then_list_reopen_and_delete(generator_only):
     _, teach, _, state = make_demo(generator_only)
     work = teach.set_classes(None, state, CLASSES)[teach.t.state]

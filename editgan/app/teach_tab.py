@@ -57,6 +57,9 @@ class TeachTab:
     use_template: gr.Button
     model_classes: gr.Button
     classes: gr.Textbox
+    class_name: gr.Textbox
+    class_color: gr.ColorPicker
+    put_class: gr.Button
     apply_classes: gr.Button
     legend: gr.HTML
     seed: gr.Number
@@ -104,6 +107,11 @@ def teach_layout(engine: EditGANModel | None, public: bool, state: gr.State) -> 
                 model_classes = gr.Button("This model's classes", elem_id="teach-model-classes")
             classes = gr.Textbox(label="Classes: one a line, 'name #rrggbb', the background first", lines=8,
                                  max_lines=20, elem_id="teach-classes")
+            with gr.Row(equal_height=True):
+                class_name = gr.Textbox(label="Class", placeholder="e.g. hair", max_length=100, scale=2,
+                                        elem_id="teach-class-name")
+                class_color = gr.ColorPicker("#ff0000", label="Colour", scale=1, elem_id="teach-class-color")
+                put_class = gr.Button("Add or recolour", scale=1, elem_id="teach-put-class")
             apply_classes = gr.Button("Set these classes", variant="primary", elem_id="teach-apply-classes")
             legend = gr.HTML("", elem_id="teach-legend")
             gr.Markdown("### 2 · Annotate")
@@ -169,10 +177,10 @@ def teach_layout(engine: EditGANModel | None, public: bool, state: gr.State) -> 
                              elem_id="teach-save")
             saved = gr.File(label="Model folder (zip)", interactive=False, height=90, visible=public,
                             elem_id="teach-saved")
-    return TeachTab(state, template, use_template, model_classes, classes, apply_classes, legend, seed, truncation,
-                    sample, next_seed, brush_class, tolerance, editor, picture, labels, uncertainty, keep, samples,
-                    sample_key, open_, delete, upload, export, download, members, epochs, train, cancel, preview,
-                    report, out_folder, overwrite, save, saved, status)
+    return TeachTab(state, template, use_template, model_classes, classes, class_name, class_color, put_class,
+                    apply_classes, legend, seed, truncation, sample, next_seed, brush_class, tolerance, editor,
+                    picture, labels, uncertainty, keep, samples, sample_key, open_, delete, upload, export, download,
+                    members, epochs, train, cancel, preview, report, out_folder, overwrite, save, saved, status)
 
 
 def checked_count(value: Any, what: str, limits: tuple[int, int]) -> int:
@@ -298,6 +306,15 @@ class Teach:
             raise ValueError(f"model {engine.config.name!r} has no segmentation branch and so no classes: start "
                              f"from a template or write your own")
         return teach_views.classes_text(engine.config.class_names, engine.config.palette)
+
+    @guarded
+    def put_class(self, text: str | None, name: str | None, color: str | None) -> dict:
+        """A class added to the list's text, or recoloured there, by name and the colour picker."""
+        new_text, added = teach_views.put_class(text, name, teach_views.picked_color(color))
+        name = " ".join((name or "").split())
+        return {self.t.classes: new_text,
+                self.t.status: f"{'Added' if added else 'Recoloured'} class {name} in the list: press "
+                               f"**Set these classes** to use it."}
 
     @guarded
     def set_classes(self, tstate: TeachWork | None, state: Any, text: str | None) -> dict:
@@ -530,6 +547,8 @@ def wire_teach(teach: Teach, studio_c: Components, model_outputs: list, gpu: Cal
     classes = [*draft, t.legend, t.classes, t.brush_class, t.samples, t.sample_key]
     t.use_template.click(teach.template_classes, [t.template], [t.classes], api_name="ui_teach_template", **session)
     t.model_classes.click(teach.model_class_list, [s], [t.classes], api_name="ui_teach_model_classes", **session)
+    t.put_class.click(teach.put_class, [t.classes, t.class_name, t.class_color], [t.classes, t.status],
+                      api_name="ui_teach_put_class", **session)
     t.apply_classes.click(teach.set_classes, [t.state, s, t.classes], classes, api_name="ui_teach_classes",
                           **session)
     t.brush_class.input(teach.pick_class, [t.state, s, t.brush_class], [t.editor], api_name="ui_teach_brush",
