@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -186,6 +188,61 @@ def test_progress_covers_the_branch_then_each_fold(model):
     assert [s for s, _ in stages] == ["branch", "branch", "fold 1/2", "fold 1/2", "fold 2/2", "fold 2/2"]
     fractions = [f for _, f in stages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_partial_branches_preview_the_members_so_far_and_change_nothing(model):
+    annotations = annotate(model, range(4))
+    options = TeachOptions(members=3, epochs=2, pixels_per_image=200, batch_size=128, agreement_folds=0)
+    plain, _ = teach_branch(model, annotations, options)
+    partials = []
+
+    def look(partial: EditGANModel, count: int) -> None:
+        partials.append((count, len(partial.segmenter.members), partial.sample(7).labels))
+
+    taught, _ = teach_branch(model, annotations, options, on_partial=look, partial_every_s=0)
+    assert [(count, members) for count, members, _ in partials] == [(1, 1), (2, 2)]
+    assert all(labels is not None and labels.shape == model.sample(7).image.shape[:2]
+               for _, _, labels in partials)
+    for a, b in zip(plain.segmenter.state_dict().values(), taught.segmenter.state_dict().values()):
+        assert torch.equal(a, b)  # the same seed gives the same branch, previews or not
+    assert np.array_equal(plain.sample(7).labels, taught.sample(7).labels)
+    seldom = []
+    teach_branch(model, annotations, options, on_partial=lambda m, count: seldom.append(count),
+                 partial_every_s=3600)
+    assert seldom == [1]  # the first member at once, then at most one an hour
+
+
+def test_training_takes_the_device_turns_and_lets_a_quick_action_through(model):
+    annotations = annotate(model, range(4))
+    options = TeachOptions(members=2, epochs=500, pixels_per_image=200, batch_size=16, agreement_folds=0)
+    reports: list = []
+    stop = threading.Event()
+    errors: list = []
+
+    def train() -> None:
+        try:
+            teach_branch(model, annotations, options, on_progress=reports.append, should_stop=stop.is_set)
+        except TeachCancelled as e:
+            errors.append(e)
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    try:
+        while not reports and worker.is_alive():
+            time.sleep(0.01)
+        with model.turns.hold():  # a visitor's slider: served between two batches, not after the training
+            seen = len(reports)
+            rendering = model.sample(3)  # reentrant in the visitor's turn
+            time.sleep(0.2)
+            assert len(reports) == seen  # the training waits while the visitor holds the device
+        assert rendering.image is not None and worker.is_alive()
+        while len(reports) == seen and worker.is_alive():
+            time.sleep(0.01)
+        assert len(reports) > seen  # and goes on afterwards
+    finally:
+        stop.set()
+        worker.join(60)
+    assert errors and not worker.is_alive()
 
 
 # -- the command ------------------------------------------------------------------------------------------------

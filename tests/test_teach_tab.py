@@ -4,6 +4,7 @@ presets, saving the model folder and loading it back, bad input, public mode."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -76,6 +77,23 @@ def test_template_gives_classes_and_the_brush_takes_their_colors(generator_only)
     with pytest.raises(gr.Error) as info:
         teach.model_class_list(state)  # the generator-only model has none
     assert "no segmentation branch" in error_text(info)
+
+
+def test_classes_are_named_and_coloured_with_the_colour_picker(generator_only):
+    demo, teach, studio, state = make_demo(generator_only)
+    out = teach.put_class("", "background", "#000000")
+    assert out[teach.t.classes] == "background #000000" and "Added class background" in out[teach.t.status]
+    text = teach.put_class(out[teach.t.classes], "  hair  ", "rgba(54, 88, 120, 1)")[teach.t.classes]
+    assert text == "background #000000\nhair #365878"
+    out = teach.put_class(text, "hair", "#F0a")
+    assert out[teach.t.classes] == "background #000000\nhair #ff00aa" and "Recoloured" in out[teach.t.status]
+    work = teach.set_classes(None, state, out[teach.t.classes])[teach.t.state]
+    assert work.class_names == ["background", "hair"] and work.palette[1] == (255, 0, 170)
+    for args, message in [((text, "", "#000000"), "name the class"), ((text, "eye", "blue"), "pick a colour"),
+                          ((text, "eye", None), "pick a colour"), (("nonsense", "eye", "#000000"), "line 1")]:
+        with pytest.raises(gr.Error) as info:
+            teach.put_class(*args)
+        assert message in error_text(info) and "\n" not in error_text(info)
 
 
 def test_annotate_with_paint_and_fill_then_list_reopen_and_delete(generator_only):
@@ -205,6 +223,9 @@ def test_train_hands_the_studio_a_branch_then_preset_save_and_reload(generator_o
     assert engine.has_segmenter and engine.config.class_names == ["background", "sky", "thing"]
     assert session.model_id == work.taught_key
     assert "mask editing works now" in final[studio.c.picture.status]
+    listed = final[studio.c.model.model]  # the model list selects the model the model line names
+    assert listed.value == work.taught_key and (work.taught_key, work.taught_key) in listed.choices
+    assert f"({work.taught_key})" in final[studio.c.model.info]
 
     # a new sample starts from the branch's prediction, with an uncertainty map
     out = teach.sample(work, state, 9, 0.7)
@@ -238,6 +259,18 @@ def test_train_hands_the_studio_a_branch_then_preset_save_and_reload(generator_o
     fresh = build_demo(model=str(target_folder), device="cpu", engines=EngineRegistry())
     slider = fresh.studio.c.vectors.sliders[0]
     assert slider.visible and slider.label == "More thing"
+
+
+def test_the_preview_shows_the_classifiers_trained_so_far_while_training(generator_only):
+    demo, teach, studio, state = make_demo(generator_only)
+    work = annotate_two(teach, state)
+    teach.partial_every_s = 0
+    outs = list(teach.train(work, state, 3, 60))  # long enough for the page's updates (a few a second)
+    during = [out for out in outs[:-1] if teach.t.preview in out]
+    assert during and "Done" not in during[0][teach.t.status]
+    assert re.search(r"preview: the first [12] of 3 classifiers", during[0][teach.t.status])
+    assert during[0][teach.t.preview].shape == outs[-1][teach.t.preview].shape
+    assert "Done" in outs[-1][teach.t.status]
 
 
 def test_save_preset_needs_a_local_model_folder_and_an_edit(generator_only, tiny_model_dir):
@@ -275,6 +308,17 @@ def test_public_mode_keeps_taught_models_in_the_session_and_offers_a_zip(generat
     assert Path(session.model_id).is_relative_to(studio.scratch.root)
     info = final[studio.c.model.info]
     assert str(studio.scratch.root) not in info and "tiny-taught" in info
+    listed = final[studio.c.model.model]  # the model list names the taught model too, never by its path
+    assert listed.value == "tiny-taught" and ("tiny-taught", "tiny-taught") in listed.choices
+    assert ("tiny", "tiny") in listed.choices and not any("/" in value for _, value in listed.choices)
+    again = studio.load_model("tiny-taught", session)  # the visitor's own model, picked in the list
+    assert again[studio.c.state].model_id == session.model_id and "Loaded model tiny-taught" in \
+        again[studio.c.picture.status]
+    with pytest.raises(gr.Error, match="offers the models tiny"):
+        studio.load_model("tiny-taught", None)  # not another visitor's
+    back = studio.load_model("tiny", session)
+    assert back[studio.c.model.model].value == "tiny" and ("tiny-taught", "tiny-taught") not in \
+        back[studio.c.model.model].choices
     out = teach.save_folder(work, session, "/etc/should-not-be-used", True)
     archive = Path(out[teach.t.saved])
     assert archive.is_relative_to(studio.scratch.root) and archive.suffix == ".zip"

@@ -89,8 +89,8 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> list:
     Returns the outputs that show a (new) model, for the Teach tab's events that hand one over."""
     view = [c.state, c.picture.status, c.history.undo, c.history.redo, c.history.reset, c.picture.picture,
             c.history.compare, c.picture.labels, c.picture.blend, c.paint.editor, *c.vectors.sliders]
-    model_outputs = [*view, c.paint.legend, c.paint.brush_class, c.model.info, c.model.notice, c.paint.edit,
-                     c.sample.truncation, c.sample.seed]
+    model_outputs = [*view, c.model.model, c.paint.legend, c.paint.brush_class, c.model.info, c.model.notice,
+                     c.paint.edit, c.sample.truncation, c.sample.seed]
     p = c.photo
     photo_outputs = [c.state, c.picture.status, p.crop_preview, p.crop_size, p.crop_x, p.crop_y]
     shown = {**UI_EVENT, "show_progress_on": [c.picture.status]}
@@ -98,8 +98,8 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> list:
     gpu = gpu_runner()  # model work inside @spaces.GPU on a ZeroGPU Space; a plain call elsewhere
 
     demo.load(gpu(studio.start), [c.state], model_outputs, api_name="ui_start", **quick)
-    c.model.load.click(gpu(studio.load_model), [c.model.model], model_outputs, api_name="ui_load_model", **LOADS,
-                       **shown)
+    c.model.load.click(gpu(studio.load_model), [c.model.model, c.state], model_outputs, api_name="ui_load_model",
+                       **LOADS, **shown)
     s = c.sample
     s.sample.click(gpu(studio.sample), [c.state, s.seed, s.truncation], view, api_name="ui_sample", **quick)
     s.dice.click(gpu(studio.random_sample), [c.state, s.truncation], [*view, s.seed], api_name="ui_random_sample",

@@ -52,7 +52,12 @@ class Policy:
     def name_of(self, key: str) -> str:
         """The name the page shows for a model key (in public mode, a folder by its last part, never its path)."""
         shown = Path(key).name if self.public and Path(key).is_absolute() else key
-        return next((label for label, k in self.offered.items() if k == key), shown)
+        named = next((label for label, k in self.offered.items() if k == key), None)
+        if named is not None:
+            return named
+        while shown in self.offered:  # a visitor's own model named like an offered one: told apart
+            shown += "+"
+        return shown
 
     def writable_folder(self, key: str, own_root: Path) -> Path:
         """The model folder of ``key`` when visitors may write into it (a preset): in public mode only a folder of

@@ -148,6 +148,8 @@ class Studio:
         self.scratch = scratch or ScratchSpace()
         self.renders = renders or RenderCache()
         self.picture_first_s = PICTURE_FIRST_S
+        self.model_choices = [value for _, value in (components.model.model.choices or [])]
+        """The model list as the page was built with it; a session's own model (a taught one) joins it."""
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def engine(self, model_id: str) -> EditGANModel:
@@ -267,9 +269,17 @@ class Studio:
                 out[slider] = gr.Slider(value=0.0, visible=False)
         return out
 
+    def model_choice(self, session: Session) -> tuple[list[str], str]:
+        """The model list for this session and the name it shows selected: the session's model by the name the
+        model line uses (:meth:`Policy.name_of`), added to the list when it is the session's own (a taught one)."""
+        name = self.policy.name_of(session.model_id)
+        return (self.model_choices if name in self.model_choices else [*self.model_choices, name]), name
+
     def model_view(self, session: Session, engine: EditGANModel) -> dict:
         c = self.c
-        return {c.paint.legend: views.legend_html(engine),
+        choices, name = self.model_choice(session)
+        return {c.model.model: gr.Dropdown(choices=choices, value=name),
+                c.paint.legend: views.legend_html(engine),
                 c.paint.brush_class: gr.Dropdown(choices=class_choices(engine), value=default_class(engine),
                                                  interactive=bool(class_choices(engine))),
                 c.model.info: views.model_info(engine, self.policy.name_of(session.model_id)),
@@ -347,9 +357,12 @@ class Studio:
         return self.view(session, engine, message=message, model=True)
 
     @guarded
-    def load_model(self, choice: str | None, progress: gr.Progress = gr.Progress()) -> dict:
+    def load_model(self, choice: str | None, state: Session | None = None,
+                   progress: gr.Progress = gr.Progress()) -> dict:
         choice = (choice or "").strip() or self.default_model
-        key = self.policy.check_model(choice)
+        own = state.model_id if isinstance(state, Session) else None
+        # the session's own model (taught here) by its listed name; any other choice as the policy allows
+        key = own if own and choice == self.policy.name_of(own) else self.policy.check_model(choice)
         progress(0.05, desc=f"Loading {choice}…")
         engine = self.engines.get(key, self.device, progress=lambda text: progress(0.3, desc=self.policy.scrub(text)))
         progress(0.9, desc="Drawing a first sample…")

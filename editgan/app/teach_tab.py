@@ -33,7 +33,7 @@ from editgan.colors import hex_color
 from editgan.engine.model import EditGANModel
 from editgan.errors import TeachCancelled
 from editgan.teach.annotations import AnnotationSet, load_annotations, write_annotations
-from editgan.teach.branch import TeachOptions, TeachProgress, save_taught_model, teach_branch
+from editgan.teach.branch import PARTIAL_EVERY_S, TeachOptions, TeachProgress, save_taught_model, teach_branch
 from editgan.teach.templates import get_template, template_names
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,8 @@ LIMITS = {"members": (2, 10), "epochs": (1, 100), "samples": MAX_SAMPLES}
 PUBLIC_LIMITS = {"members": (2, 4), "epochs": (1, 20), "samples": 32}
 """What one visitor of a public studio may ask of a teaching run."""
 PREVIEW_SEEDS = (100_001, 100_002)
-"""New samples (not annotated ones) that the preview shows with the taught branch's label maps."""
+"""New samples (not annotated ones) that the preview shows with the taught branch's label maps: with the classifiers
+trained so far while the branch trains (after the first, then every few seconds), then with the whole branch."""
 INTRO = """Teach this model a segmentation branch (or new classes): **1** set the classes, **2** draw samples and paint
 their whole label maps (brush and eraser on the canvas; click the picture or the label map to fill a region with the
 brush class), keep each one, **3** train. The Studio tab then edits with the new branch."""
@@ -56,6 +57,9 @@ class TeachTab:
     use_template: gr.Button
     model_classes: gr.Button
     classes: gr.Textbox
+    class_name: gr.Textbox
+    class_color: gr.ColorPicker
+    put_class: gr.Button
     apply_classes: gr.Button
     legend: gr.HTML
     seed: gr.Number
@@ -103,6 +107,11 @@ def teach_layout(engine: EditGANModel | None, public: bool, state: gr.State) -> 
                 model_classes = gr.Button("This model's classes", elem_id="teach-model-classes")
             classes = gr.Textbox(label="Classes: one a line, 'name #rrggbb', the background first", lines=8,
                                  max_lines=20, elem_id="teach-classes")
+            with gr.Row(equal_height=True):
+                class_name = gr.Textbox(label="Class", placeholder="e.g. hair", max_length=100, scale=2,
+                                        elem_id="teach-class-name")
+                class_color = gr.ColorPicker("#ff0000", label="Colour", scale=1, elem_id="teach-class-color")
+                put_class = gr.Button("Add or recolour", scale=1, elem_id="teach-put-class")
             apply_classes = gr.Button("Set these classes", variant="primary", elem_id="teach-apply-classes")
             legend = gr.HTML("", elem_id="teach-legend")
             gr.Markdown("### 2 · Annotate")
@@ -168,10 +177,10 @@ def teach_layout(engine: EditGANModel | None, public: bool, state: gr.State) -> 
                              elem_id="teach-save")
             saved = gr.File(label="Model folder (zip)", interactive=False, height=90, visible=public,
                             elem_id="teach-saved")
-    return TeachTab(state, template, use_template, model_classes, classes, apply_classes, legend, seed, truncation,
-                    sample, next_seed, brush_class, tolerance, editor, picture, labels, uncertainty, keep, samples,
-                    sample_key, open_, delete, upload, export, download, members, epochs, train, cancel, preview,
-                    report, out_folder, overwrite, save, saved, status)
+    return TeachTab(state, template, use_template, model_classes, classes, class_name, class_color, put_class,
+                    apply_classes, legend, seed, truncation, sample, next_seed, brush_class, tolerance, editor,
+                    picture, labels, uncertainty, keep, samples, sample_key, open_, delete, upload, export, download,
+                    members, epochs, train, cancel, preview, report, out_folder, overwrite, save, saved, status)
 
 
 def checked_count(value: Any, what: str, limits: tuple[int, int]) -> int:
@@ -207,6 +216,8 @@ class Teach:
         self.scratch = studio.scratch
         self.limits = PUBLIC_LIMITS if self.policy.public else LIMITS
         self.cancels = CancelFlags()
+        self.partial_every_s = PARTIAL_EVERY_S
+        """The least time between two previews of a partial branch while one trains."""
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def work(self, tstate: TeachWork | None) -> TeachWork:
@@ -295,6 +306,15 @@ class Teach:
             raise ValueError(f"model {engine.config.name!r} has no segmentation branch and so no classes: start "
                              f"from a template or write your own")
         return teach_views.classes_text(engine.config.class_names, engine.config.palette)
+
+    @guarded
+    def put_class(self, text: str | None, name: str | None, color: str | None) -> dict:
+        """A class added to the list's text, or recoloured there, by name and the colour picker."""
+        new_text, added = teach_views.put_class(text, name, teach_views.picked_color(color))
+        name = " ".join((name or "").split())
+        return {self.t.classes: new_text,
+                self.t.status: f"{'Added' if added else 'Recoloured'} class {name} in the list: press "
+                               f"**Set these classes** to use it."}
 
     @guarded
     def set_classes(self, tstate: TeachWork | None, state: Any, text: str | None) -> dict:
@@ -435,13 +455,14 @@ class Teach:
         work.model_name = work.model_name or f"{engine.config.name}-taught"
         options = TeachOptions(members=members, epochs=epochs, agreement_folds=min(4, len(annotations.samples)))
         training = AnnotationSet(annotations.class_names, annotations.palette, list(annotations.samples))
-        previews: list = []
+        previews: list = []  # (classifiers, pictures), the newest last; appended by the training's thread
 
-        def show_branch(taught: EditGANModel) -> None:
-            previews.append([(r.image, r.labels) for r in (taught.sample(s) for s in PREVIEW_SEEDS)])
+        def show_branch(taught: EditGANModel, count: int = members) -> None:
+            previews.append((count, [(r.image, r.labels) for r in (taught.sample(s) for s in PREVIEW_SEEDS)]))
 
         def work_fn(on_step: Callable, should_stop: Callable[[], bool]):
-            return teach_branch(engine, training, options, on_step, should_stop, work.model_name, show_branch)
+            return teach_branch(engine, training, options, on_step, should_stop, work.model_name, show_branch,
+                                show_branch, self.partial_every_s)
 
         key = getattr(request, "session_hash", None) or f"teach-{id(work)}"
         k = views.canvas_scale(*engine.config.box[2:])
@@ -460,7 +481,9 @@ class Teach:
                 out = {self.t.status: teach_views.training_line(p)}
                 if len(previews) > shown:
                     shown = len(previews)
-                    out[self.t.preview] = teach_views.preview_strip(previews[-1], work.palette, k)
+                    out[self.t.preview] = teach_views.preview_strip(previews[-1][1], work.palette, k)
+                if previews:
+                    out[self.t.status] += f" · preview: {teach_views.preview_note(previews[-1][0], members)}"
                 yield out
         except TeachCancelled:
             yield {self.t.status: "Training cancelled: nothing changed (the Studio tab keeps its model)."}
@@ -473,7 +496,7 @@ class Teach:
         done = work.report[0][:1].upper() + work.report[0][1:]
         out.update({self.t.state: work, self.t.status: f"Done. {done}. The Studio tab uses the new branch now.",
                     self.t.report: "  \n".join(work.report),
-                    self.t.preview: teach_views.preview_strip(previews[-1] if previews else
+                    self.t.preview: teach_views.preview_strip(previews[-1][1] if previews else
                                                               [(r.image, r.labels) for r in
                                                                (taught.sample(s) for s in PREVIEW_SEEDS)],
                                                               work.palette, k)})
@@ -524,6 +547,8 @@ def wire_teach(teach: Teach, studio_c: Components, model_outputs: list, gpu: Cal
     classes = [*draft, t.legend, t.classes, t.brush_class, t.samples, t.sample_key]
     t.use_template.click(teach.template_classes, [t.template], [t.classes], api_name="ui_teach_template", **session)
     t.model_classes.click(teach.model_class_list, [s], [t.classes], api_name="ui_teach_model_classes", **session)
+    t.put_class.click(teach.put_class, [t.classes, t.class_name, t.class_color], [t.classes, t.status],
+                      api_name="ui_teach_put_class", **session)
     t.apply_classes.click(teach.set_classes, [t.state, s, t.classes], classes, api_name="ui_teach_classes",
                           **session)
     t.brush_class.input(teach.pick_class, [t.state, s, t.brush_class], [t.editor], api_name="ui_teach_brush",

@@ -44,6 +44,41 @@ def parse_classes(text: str | None) -> tuple[list[str], list[Color]]:
     return names, palette
 
 
+def picked_color(value: str | None) -> Color:
+    """A colour picker's value ('#rrggbb', '#rgb', '#rrggbbaa', 'rgb(r, g, b)' or 'rgba(r, g, b, a)') → (r, g, b);
+    ValueError with a sentence otherwise."""
+    text = (value or "").strip().lower()
+    try:
+        if text.startswith("rgb"):
+            parts = text[text.index("(") + 1:text.rindex(")")].split(",")[:3]
+            color = tuple(round(float(part)) for part in parts)
+            if len(color) != 3 or not all(0 <= c <= 255 for c in color):
+                raise ValueError
+            return color  # type: ignore[return-value]
+        digits = text.lstrip("#")
+        if len(digits) == 3:
+            digits = "".join(d * 2 for d in digits)
+        return parse_color(digits[:6] if len(digits) == 8 else digits)
+    except (TypeError, ValueError):
+        raise ValueError(f"pick a colour for the class: {str(value)[:30]!r} is not one") from None
+
+
+def put_class(text: str | None, name: str | None, color: Color) -> tuple[str, bool]:
+    """The class list's text with class ``name`` in ``color``: recoloured where it is listed, else added last.
+    Returns the new text and whether the class is new."""
+    name = " ".join((name or "").split())
+    if not name:
+        raise ValueError("name the class to add or recolour, e.g. 'hair'")
+    names, palette = parse_classes(text) if (text or "").strip() else ([], [])
+    added = name not in names
+    if added:
+        names.append(name)
+        palette.append(color)
+    else:
+        palette[names.index(name)] = color
+    return classes_text(names, palette), added
+
+
 def legend_html(names: Sequence[str], palette: Sequence[Color]) -> str:
     """Class names beside their colours."""
     return "".join(f'<span style="display:inline-flex;align-items:center;margin:2px 10px 2px 0"><span style="display:'
@@ -87,6 +122,13 @@ def training_line(p: TeachProgress) -> str:
     stage = "the branch" if p.stage == "branch" else f"held-out {p.stage}"
     return (f"Training {stage} ({p.stage_index} of {p.stages}): classifier {t.member} of {t.members}, epoch "
             f"{t.epoch} of {t.epochs}, loss {t.loss:.3f} · {p.fraction:.0%} done")
+
+
+def preview_note(count: int, members: int) -> str:
+    """Which branch the preview shows: the whole one, or the classifiers trained so far."""
+    if count >= members:
+        return f"the whole branch ({members} classifiers)"
+    return f"the first {count} of {members} classifiers"
 
 
 def preview_strip(pictures: Sequence[tuple[np.ndarray, np.ndarray]], palette: Sequence[Color], k: int) -> np.ndarray:

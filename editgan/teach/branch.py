@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ AGREEMENT_METHOD = (
     "branch with the same options is trained on the other samples and predicts the fold's pictures; each "
     "prediction is scored against its annotation by mIoU (the mean, over the classes present in either map, of "
     "their intersection over union) and the agreement is the mean over all samples")
+PARTIAL_EVERY_S = 5.0
+"""The least time between two partial branches handed to a preview (each costs a couple of renderings)."""
 LIMITS = {"members": (1, 32), "epochs": (1, 500), "pixels_per_image": (64, 1 << 22), "batch_size": (16, 1 << 16),
           "agreement_folds": (0, 50)}
 
@@ -166,15 +169,46 @@ class TeachReport:
 def teach_branch(model: EditGANModel, annotations: AnnotationSet, options: TeachOptions | None = None,
                  on_progress: Callable[[TeachProgress], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, name: str | None = None,
-                 on_branch: Callable[[EditGANModel], None] | None = None) -> tuple[EditGANModel, TeachReport]:
+                 on_branch: Callable[[EditGANModel], None] | None = None,
+                 on_partial: Callable[[EditGANModel, int], None] | None = None,
+                 partial_every_s: float = PARTIAL_EVERY_S) -> tuple[EditGANModel, TeachReport]:
     """A new model: ``model``'s generator (and encoder) with a branch taught from ``annotations``, replacing any
     branch it had (classes and palette are the annotations'). Presets stay when the classes are the same, else
     they are dropped (their class ids name the old classes). Seed samples without a latent get theirs from the
     model (in place). ``should_stop`` cancels with :class:`~editgan.errors.TeachCancelled`. ``on_branch`` gets the
-    taught model as soon as its branch is trained, before the held-out folds (a preview while they run)."""
+    taught model as soon as its branch is trained, before the held-out folds (a preview while they run).
+    ``on_partial`` gets, while the branch trains, a model with the members trained so far and their count: after
+    the first member, then after a member at most every ``partial_every_s`` seconds (the result is the same with
+    or without it).
+
+    The run takes the model's device turns (:class:`~editgan.engine.turns.DeviceTurns`) and steps aside for
+    waiting callers before every sample's rendering and every batch, as long edits do."""
     options = options or TeachOptions()
     options.check()
+    with model.turns.hold():
+        return _teach(model, annotations, options, on_progress, should_stop, name, on_branch, on_partial,
+                      partial_every_s)
+
+
+def _teach(model: EditGANModel, annotations: AnnotationSet, options: TeachOptions,
+           on_progress: Callable[[TeachProgress], None] | None, should_stop: Callable[[], bool] | None,
+           name: str | None, on_branch: Callable[[EditGANModel], None] | None,
+           on_partial: Callable[[EditGANModel, int], None] | None,
+           partial_every_s: float) -> tuple[EditGANModel, TeachReport]:
     start = time.perf_counter()
+
+    def between_steps() -> bool:
+        model.turns.step_aside()
+        return bool(should_stop is not None and should_stop())
+
+    shown = [-math.inf]
+
+    def partial(segmenter: Segmenter) -> None:
+        now = time.perf_counter()
+        if on_partial is None or now - shown[0] < partial_every_s:
+            return
+        shown[0] = now
+        on_partial(taught_model(model, annotations, segmenter, options, name)[0], len(segmenter.members))
     wplus, labels = training_data(model, annotations)
     config = SegmenterConfig(tuple(model.generator.feature_channels()), annotations.n_classes, options.members,
                              options.hidden, options.upsample_mode)
@@ -190,7 +224,7 @@ def teach_branch(model: EditGANModel, annotations: AnnotationSet, options: Teach
     log.info("teaching: %d samples, %d classes, %d members × %d epochs on %s", len(annotations.samples),
              annotations.n_classes, options.members, options.epochs, model.device)
     segmenter = train_segmenter(model.generator, wplus, labels, config, options.training(), reporter("branch", 1),
-                                should_stop)
+                                between_steps, partial if on_partial is not None else None)
     training_seconds = time.perf_counter() - start
     taught, dropped = taught_model(model, annotations, segmenter, options, name)
     if on_branch is not None:
@@ -198,7 +232,7 @@ def teach_branch(model: EditGANModel, annotations: AnnotationSet, options: Teach
     agreement = None
     if folds:
         agreement = held_out_agreement(model, annotations, wplus, labels, config, options, folds, reporter,
-                                       should_stop)
+                                       between_steps)
     report = TeachReport([s.key for s in annotations.samples], list(annotations.class_names), options,
                          training_seconds, time.perf_counter() - start, agreement, str(model.device),
                          model.config.name, model.has_segmenter, dropped)
@@ -283,6 +317,7 @@ def taught_model(model: EditGANModel, annotations: AnnotationSet, segmenter: Seg
         provenance=provenance, presets=[])
     taught = EditGANModel(config, model.generator, segmenter, model.encoder, presets, model.device,
                           source=f"{model.source} (taught)")
+    taught.turns = model.turns  # one generator on one device: its users take the same turns
     return taught, dropped
 
 

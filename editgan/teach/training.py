@@ -13,6 +13,8 @@ same numbers as upsampling and picking, so the memory is rows × channels whatev
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Callable
@@ -56,6 +58,8 @@ class TrainingProgress:
 
 
 ProgressCallback = Callable[[TrainingProgress], None]
+PartialCallback = Callable[[Segmenter], None]
+"""Gets a usable branch of the members trained so far (copies: training goes on untouched)."""
 
 
 def pixel_features(features: list[torch.Tensor], pixels: torch.Tensor, size: tuple[int, int],
@@ -94,13 +98,17 @@ def sample_pixels(labels: torch.Tensor, count: int | None, generator: torch.Gene
 
 @torch.no_grad()
 def feature_rows(generator: Generator, wplus: torch.Tensor, labels: torch.Tensor, mode: str = "bilinear",
-                 pixels_per_image: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                 pixels_per_image: int | None = None, seed: int = 0,
+                 should_stop: Callable[[], bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel feature vectors (P, ΣC) in float16 and their labels (P,), read at a sample of each image's
-    labelled pixels (``labels`` (N, H, W) on the canvas; :data:`IGNORE` marks pixels without a label)."""
+    labelled pixels (``labels`` (N, H, W) on the canvas; :data:`IGNORE` marks pixels without a label).
+    ``should_stop`` is asked before every sample's rendering (:class:`TeachCancelled` when it answers True)."""
     draw = torch.Generator().manual_seed(seed)
     size = tuple(labels.shape[-2:])
     all_rows, all_targets = [], []
     for i in range(wplus.shape[0]):
+        if should_stop is not None and should_stop():
+            raise TeachCancelled("teaching was cancelled")
         pixels = sample_pixels(labels[i], pixels_per_image, draw)
         if pixels.shape[0] == 0:
             continue
@@ -122,17 +130,20 @@ def class_weights(targets: torch.Tensor, n_classes: int, power: float) -> torch.
 
 def train_segmenter(generator: Generator, wplus: torch.Tensor, labels: torch.Tensor, config: SegmenterConfig,
                     options: SegmenterTrainingOptions | None = None, progress: ProgressCallback | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> Segmenter:
+                    should_stop: Callable[[], bool] | None = None,
+                    on_partial: PartialCallback | None = None) -> Segmenter:
     """Fit an ensemble on labelled samples: ``wplus`` (N, n_latent, D), ``labels`` (N, H, W) class ids on the
-    generator's canvas (:data:`IGNORE` where unlabelled). ``should_stop`` is asked before every batch; when it
-    answers True, :class:`TeachCancelled` is raised."""
+    generator's canvas (:data:`IGNORE` where unlabelled). ``should_stop`` is asked before every sample's rendering
+    and every batch (a caller may step aside there); when it answers True, :class:`TeachCancelled` is raised.
+    ``on_partial`` gets the members trained so far after each member but the last (see :func:`partial_segmenter`);
+    it changes nothing of the result (each member's randomness starts from its own seed)."""
     options = options or SegmenterTrainingOptions()
     device = wplus.device
     labels = labels.to(device)
     if int(labels.max()) >= config.n_classes:
         raise ValueError(f"labels go up to {int(labels.max())}, the branch has {config.n_classes} classes")
     rows, targets = feature_rows(generator, wplus, labels, config.upsample_mode, options.pixels_per_image,
-                                 options.seed)
+                                 options.seed, should_stop)
     if rows.shape[1] != sum(config.feature_channels):
         raise ValueError(f"features have {rows.shape[1]} channels, config expects {sum(config.feature_channels)}")
     weights = class_weights(targets, config.n_classes, options.class_balance)
@@ -164,7 +175,16 @@ def train_segmenter(generator: Generator, wplus: torch.Tensor, labels: torch.Ten
         member.eval()
         log.info("segmenter member %d/%d trained (last epoch's loss %.3f)", k + 1, config.n_members,
                  total / max(batches, 1))
+        if on_partial is not None and k + 1 < config.n_members:
+            on_partial(partial_segmenter(segmenter, k + 1))
     return segmenter.eval()
+
+
+def partial_segmenter(segmenter: Segmenter, count: int) -> Segmenter:
+    """A branch of ``segmenter``'s first ``count`` members, copied (in eval mode): its prediction is theirs."""
+    partial = Segmenter(dataclasses.replace(segmenter.config, n_members=count))
+    partial.members = torch.nn.ModuleList(copy.deepcopy(m).eval() for m in segmenter.members[:count])
+    return partial.to(next(segmenter.parameters()).device).eval()
 
 
 def _reinitialise(member: torch.nn.Module) -> None:
