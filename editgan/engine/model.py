@@ -7,6 +7,7 @@ Latents cross this boundary as float32 numpy arrays of shape (n_latent, style_di
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -112,6 +113,24 @@ def _in_turn(method: Callable) -> Callable:
         with self.turns.hold():
             return method(self, *args, **kwargs)
     return run
+
+
+def _perceptual_first(needed: Callable[[dict], bool] = lambda arguments: True) -> Callable[[Callable], Callable]:
+    """Resolve the model's perceptual loss before the action waits for its turn, when ``needed`` (of the call's
+    bound arguments) says it uses one: fetched the first time (offline, ~20 s of the Hub's retries), it must not
+    hold the device while every other visitor waits. Goes above :func:`_in_turn`."""
+    def wrap(method: Callable) -> Callable:
+        signature = inspect.signature(method)
+
+        @functools.wraps(method)
+        def run(self: "EditGANModel", *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            if needed(bound.arguments):
+                self.perceptual  # noqa: B018 -- loaded (or its fallback chosen) and kept, outside the turn
+            return method(self, *args, **kwargs)
+        return run
+    return wrap
 
 
 class EditGANModel:
@@ -312,6 +331,7 @@ class EditGANModel:
                              f"(it is generator-only: sample and embed work, mask editing does not)")
         return self.segmenter
 
+    @_perceptual_first()
     @_in_turn
     def edit(self, wplus: Latent, painted_labels: np.ndarray, painted: np.ndarray,
              classes: Iterable[int] | None = None, steps: int | None = None, options: EditOptions | None = None,
@@ -377,6 +397,7 @@ class EditGANModel:
             labels[top:top + height, left:left + width] = inside
         return image, labels[None]
 
+    @_perceptual_first(lambda arguments: arguments["refine_steps"] > 0)
     @_in_turn
     def apply_vectors(self, wplus: Latent, vectors: Sequence[tuple[EditingVector, float]], refine_steps: int = 0,
                       options: EditOptions | None = None, on_step: PreviewCallback | None = None,
@@ -408,6 +429,7 @@ class EditGANModel:
             vector = self.presets[vector]
         return self.apply_vectors(wplus, [(vector, scale)], refine_steps, **kwargs)
 
+    @_perceptual_first()
     @_in_turn
     def embed(self, image: Image.Image | np.ndarray | str | Path | bytes, steps: int = 100,
               options: EmbedOptions | None = None, on_step: PreviewCallback | None = None,
