@@ -246,8 +246,9 @@ class EditGANModel:
                 image, features = self.generator.synthesis(w, return_features=True)
         return Picture(w[0].cpu().numpy(), to_uint8(self._crop(image))[0], features)
 
-    def _segmented(self, picture: Picture) -> Rendering:
-        """The picture with its label map (the segmentation branch's pass), its kept feature maps dropped."""
+    def _segmented(self, picture: Picture, superseded: Callable[[], bool] | None = None) -> Rendering | None:
+        """The picture with its label map (the segmentation branch's pass), its kept feature maps dropped; None
+        when ``superseded`` said, before the map or between its bands, that it is no longer wanted."""
         features, picture.features = picture.features, None
         if self.segmenter is None:
             return Rendering(picture.wplus, picture.image, None)
@@ -255,7 +256,11 @@ class EditGANModel:
             if features is None:
                 _, features = self.generator.synthesis(self._latent(picture.wplus), return_features=True)
             start = time.perf_counter()
-            labels = self.segmenter.predict(features, (self.generator.size, self.generator.size))
+            labels = self.segmenter.predict(features, (self.generator.size, self.generator.size),
+                                            should_stop=superseded)
+            if labels is None:
+                picture.features = features  # given up: the picture can still be segmented later
+                return None
             self.label_map_s = time.perf_counter() - start
         self.margins.put(picture.wplus, labels[0], outside_rows(self.generator.size, self.config.box))
         return Rendering(picture.wplus, picture.image, self._crop(labels)[0].cpu().numpy())
@@ -308,11 +313,16 @@ class EditGANModel:
         """:meth:`render`'s first half: the picture, its label map to follow from :meth:`segment`."""
         return self._picture(self._latent(wplus))
 
-    @_in_turn
-    def segment(self, picture: Picture) -> Rendering:
+    def segment(self, picture: Picture, superseded: Callable[[], bool] | None = None) -> Rendering | None:
         """The label map of a picture from :meth:`draw`, :meth:`sample_picture` or an outcome's ``pending``: with
-        the picture, the same :class:`Rendering` as :meth:`render` gives, in a turn of its own."""
-        return self._segmented(picture)
+        the picture, the same :class:`Rendering` as :meth:`render` gives, in a turn of its own.
+
+        ``superseded``: asked before the turn, once it is had, and between the map's bands (a 512-px map takes
+        seconds on a CPU); when it says yes the map is given up, the turn handed on, and the result is None."""
+        if superseded is not None and superseded():
+            return None
+        with self.turns.hold():
+            return self._segmented(picture, superseded)
 
     @_in_turn
     def uncertainty(self, wplus: Latent | torch.Tensor, measure: Measure = "disagreement") -> np.ndarray:

@@ -22,7 +22,7 @@ prediction is the mean of the members' raw logits, as in EditGAN.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -145,7 +145,8 @@ class Segmenter(nn.Module):
 
     def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
                 chunk: int = 2048, dense: bool | None = None, max_elements: int | None = None,
-                rows: tuple[int, int] | None = None) -> torch.Tensor:
+                rows: tuple[int, int] | None = None, should_stop: Callable[[], bool] | None = None
+                ) -> torch.Tensor | None:
         """Feature maps → mean logits (N, n_classes, H, W); H, W default to the largest map's size.
 
         Computed factorized, a band of about ``chunk`` pixels at a time (see :meth:`logits_at`): each band
@@ -160,12 +161,17 @@ class Segmenter(nn.Module):
         ``rows`` = (first, stop) gives only those rows of the map (N, n_classes, stop − first, W), computed in the
         same bands as the whole map, so bitwise equal to its rows: an edit reads the label map outside the picture
         box without paying for the inside, which the caller already has.
+
+        ``should_stop`` is asked before the map and, on the banded path, between its bands: when it says yes, the
+        map is given up and the result is None (a slider's label map that a newer slide made out of date).
         """
         self._check(features)
         size = size or tuple(features[-1].shape[-2:])
         first, stop = rows if rows is not None else (0, size[0])
         if not 0 <= first < stop <= size[0]:
             raise ValueError(f"rows {rows} are not within the map's {size[0]} rows")
+        if should_stop is not None and should_stop():
+            return None
         if dense is None:
             dense = features[0].device.type in ("cuda", "mps") and not self.training
         if dense:
@@ -176,6 +182,8 @@ class Segmenter(nn.Module):
             band_top, band_bottom = int(pixels[0, 0]), int(pixels[-1, 0]) + 1
             if band_bottom <= first or band_top >= stop:
                 continue
+            if bands and should_stop is not None and should_stop():
+                return None
             top = band_top if top is None else top
             logits = self.logits_at(features, self.pixel_taps(pixels, size, resolutions))
             bands.append(logits.reshape(logits.shape[0], -1, size[1], logits.shape[-1]))
@@ -466,9 +474,12 @@ class Segmenter(nn.Module):
         return logits.reshape(n, hh, ww, -1).permute(0, 3, 1, 2)
 
     def predict(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
-                rows: tuple[int, int] | None = None) -> torch.Tensor:
-        """Label map (N, H, W) int64: argmax of the ensemble's mean logits (only ``rows``, as :meth:`forward`)."""
-        return self.forward(features, size, rows=rows).argmax(1)
+                rows: tuple[int, int] | None = None, should_stop: Callable[[], bool] | None = None
+                ) -> torch.Tensor | None:
+        """Label map (N, H, W) int64: argmax of the ensemble's mean logits (only ``rows``, as :meth:`forward`);
+        None when ``should_stop`` gave it up (see :meth:`forward`)."""
+        logits = self.forward(features, size, rows=rows, should_stop=should_stop)
+        return None if logits is None else logits.argmax(1)
 
 
 def _batched_transposed_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
