@@ -499,16 +499,19 @@ class Studio:
         return "Cancelling: the best result so far is kept…"
 
     # -- sliders and vectors ------------------------------------------------------------------------------------
-    @staticmethod
-    def _apply(session: Session, engine: EditGANModel, slots: Sequence[float | None], refine: int,
+    def _apply(self, session: Session, engine: EditGANModel, slots: Sequence[float | None], refine: int,
                on_step: Callable | None = None, should_stop: Callable | None = None
                ) -> tuple[EditOutcome, dict[str, float], list[int]]:
-        """The sliders' latent and its picture; its label map is left to :meth:`show` (``outcome.pending``)."""
+        """The sliders' latent and its picture; its label map is left to :meth:`show` (``outcome.pending``). A
+        refinement starts from the kept rendering of the sliders' base when there is one (no label map again)."""
         session.require_picture()
         values = session.values_from_slots(slots, engine.presets)
         pairs = session.combination(values, engine.presets)
+        original = self.renders.get(session.model_id, session.current.base) if refine > 0 else None
         outcome = engine.apply_vectors(session.current.base, pairs, refine_steps=refine, on_step=on_step,
-                                       should_stop=should_stop, label_map=False)
+                                       should_stop=should_stop, label_map=False,
+                                       original=original if original is not None and original.labels is not None
+                                       else None)
         classes = sorted({c for v, _ in pairs for c in v.classes})
         return outcome, values, classes
 

@@ -411,9 +411,12 @@ class EditGANModel:
     @_in_turn
     def apply_vectors(self, wplus: Latent, vectors: Sequence[tuple[EditingVector, float]], refine_steps: int = 0,
                       options: EditOptions | None = None, on_step: PreviewCallback | None = None,
-                      should_stop: Callable[[], bool] | None = None, label_map: bool = True) -> EditOutcome:
+                      should_stop: Callable[[], bool] | None = None, label_map: bool = True,
+                      original: Rendering | None = None) -> EditOutcome:
         """Add Σ scaleᵢ·vectorᵢ (the preset sliders), then optionally refine over the union of their classes.
-        ``label_map=False`` leaves the outcome's map to :meth:`segment` (see :attr:`EditOutcome.pending`)."""
+        ``label_map=False`` leaves the outcome's map to :meth:`segment` (see :attr:`EditOutcome.pending`).
+        ``original``: the rendering of ``wplus`` when the caller has it, as for :meth:`edit`: a refinement does not
+        compute its label map again (only the moved latent's, which is its target); the result is the same."""
         w = self._latent(wplus)
         total = torch.zeros_like(w[0])
         classes: set[int] = set()
@@ -427,8 +430,11 @@ class EditGANModel:
             self._require_segmenter("refinement")
         options = options or EditOptions(speed=self.speed)
         perceptual = self.perceptual if refine_steps > 0 else None  # a plain slider loads no perceptual network
+        refines = refine_steps > 0 and bool(total.any())
+        given = self._original(w, original) if refines and original is not None else None
         result = editing.apply_vector(self.generator, self.segmenter, w, total, 1.0, refine_steps, sorted(classes),
-                                      perceptual, options, self._on_step(on_step), self._between_steps(should_stop))
+                                      perceptual, options, self._on_step(on_step), self._between_steps(should_stop),
+                                      given)
         return self._outcome(result, None, label_map)
 
     def apply_vector(self, wplus: Latent, vector: EditingVector | str, scale: float = 1.0, refine_steps: int = 0,
