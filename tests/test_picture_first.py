@@ -106,3 +106,29 @@ def test_a_plain_slider_loads_no_perceptual_network(folders):
     model = EditGANModel.from_folder(folders["whole"], device="cpu")  # offline, loading it waits on Hub retries
     model.apply_vectors(model.sample(seed=1).wplus, [(model.presets["redder"], 1.0)], label_map=False)
     assert model._perceptual is None
+
+
+@pytest.mark.parametrize("box", ["whole", "rows", "inset"])
+def test_a_refinement_from_the_callers_rendering_equals_one_that_renders_it(folders, box):
+    from editgan.networks.lpips import PixelMSELoss
+
+    model = EditGANModel.from_folder(folders[box], device="cpu")
+    model.perceptual = PixelMSELoss()
+    start = model.sample(seed=1)
+    preset = [(model.presets["redder"], 1.5)]
+    computed = model.apply_vectors(start.wplus, preset, refine_steps=4)
+    predicted: list[int] = []
+    predict = model.segmenter.predict
+
+    def counted(*args, **kwargs):
+        predicted.append(kwargs.get("rows") is None)
+        return predict(*args, **kwargs)
+
+    model.segmenter.predict = counted
+    given = model.apply_vectors(start.wplus, preset, refine_steps=4, original=start, label_map=False)
+    assert predicted.count(True) == 1, "one full label map before the steps: the moved latent's, its target"
+    same(model.segment(given.pending), computed)
+    assert given.losses == computed.losses and given.best_step == computed.best_step
+    assert np.array_equal(given.roi, computed.roi)
+    with pytest.raises(ValueError, match="another latent"):
+        model.apply_vectors(start.wplus, preset, refine_steps=1, original=model.sample(seed=2))

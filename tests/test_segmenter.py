@@ -290,3 +290,48 @@ def test_member_logits_are_each_members_own_and_average_to_the_ensemble(training
     rows = upsampled.permute(0, 2, 1).reshape(-1, upsampled.shape[1])
     for k, member in enumerate(seg.members):
         torch.testing.assert_close(members[k].reshape(-1, 4), member(rows), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_the_banded_paths_taps_are_kept_for_the_next_map_bitwise(mode, monkeypatch):
+    from editgan.networks import segmenter as module
+
+    seg, feats = random_segmenter_and_features(mode, n_classes=5)
+    monkeypatch.setattr(module, "BAND_TAPS", module.BandTaps())
+    built: list[int] = []
+    sparse = torch.sparse_coo_tensor
+
+    def counted(*args, **kwargs):
+        built.append(1)
+        return sparse(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "sparse_coo_tensor", counted)
+    with torch.no_grad():
+        first = seg(feats, chunk=96)  # 11 bands of 3 rows
+        assert len(module.BAND_TAPS) == 11 and len(built) == 11
+        again = seg(feats, chunk=96)
+        assert len(built) == 11, "the second map builds no interpolation matrix"
+        rows = seg(feats, chunk=96, rows=(5, 20))
+    assert torch.equal(again, first) and torch.equal(rows, first[..., 5:20, :])
+    module.BAND_TAPS.clear()
+    with torch.no_grad():
+        assert torch.equal(seg(feats, chunk=96), first)  # made afresh: the same, bit for bit
+    trained = seg.train()  # with gradients through the kept matrices, as Teach trains
+    loss = trained(feats, chunk=96).sum()
+    loss.backward()
+    assert all(p.grad is not None for p in trained.members[0].parameters() if p.requires_grad)
+
+
+def test_the_band_taps_cache_keeps_within_its_bound():
+    from editgan.networks.segmenter import BandTaps, PixelTaps
+
+    def taps(n: int) -> PixelTaps:
+        return PixelTaps({(4, 4): torch.arange(n)}, None)
+
+    cache = BandTaps(max_bytes=8 * 100)  # int64 sources: 100 of them
+    first = cache.get("a", lambda: taps(60))
+    assert cache.get("a", lambda: taps(1)) is first
+    cache.get("b", lambda: taps(30))
+    cache.get("c", lambda: taps(30))  # over the bound: the least recently used goes
+    assert len(cache) == 2 and cache.get("a", lambda: taps(2)).sources[(4, 4)].numel() == 2
+    assert len(cache.get("huge", lambda: taps(200)).sources[(4, 4)]) == 200 and "huge" not in cache._taps

@@ -24,7 +24,7 @@ def studio(tiny_model_dir):
 def shows(out: dict, studio, rendering) -> None:
     """``out`` shows ``rendering``: its picture, its label map, the canvas on the map, no 'segmenting' left."""
     c, palette = studio.c, studio.engine(studio.default_model).config.palette
-    colors = colorize(rendering.labels, palette)  # at the model's size: the page enlarges it
+    colors = colorize(rendering.labels, palette)  # pictures at the model's size, the canvas enlarged
     assert np.array_equal(out[c.picture.picture], rendering.image)
     assert np.array_equal(out[c.picture.labels], colors)
     assert out[c.paint.editor] is not None  # the canvas gets the map back (as a file, once postprocessed)
@@ -98,3 +98,66 @@ def test_a_fast_label_map_comes_with_its_picture_in_one_update(tiny_model_dir):
     shows(only, studio, engine.sample(5, 0.7))
     (only,) = list(studio.slide(session, 1.0, *[0.0] * 11))
     assert only[studio.c.picture.labels] is not None
+
+
+def test_a_newer_slide_cuts_short_the_label_map_of_an_older_one(studio, monkeypatch):
+    """Dragging a slider on a slow model: the next value's picture does not wait for the last value's map."""
+    import functools
+    import threading
+    import time
+
+    c = studio.c
+    session, engine = studio.session(None)
+    list(studio.sample(session, 5, 0.7))
+    segmenter = engine.segmenter
+    monkeypatch.setattr(segmenter, "forward", functools.partial(segmenter.forward, chunk=64))  # 16 bands of 2 rows
+    band_done = threading.Event()
+    bands: list[float] = []
+    logits_at = segmenter.logits_at
+
+    def slow_band(*args, **kwargs):
+        time.sleep(0.3)  # a 4.8-s map
+        bands.append(time.monotonic())
+        band_done.set()
+        return logits_at(*args, **kwargs)
+
+    monkeypatch.setattr(segmenter, "logits_at", slow_band)
+    older = studio.slide(session, 1.5, *[0.0] * 11)
+    picture_only(next(older), studio, engine.apply_vector(engine.sample_latent(5, 0.7), "redder", 1.5,
+                                                          label_map=False).image)
+    older_wplus = session.current.wplus.copy()
+    rest: list = []
+    worker = threading.Thread(target=lambda: rest.extend(older))
+    worker.start()
+    assert band_done.wait(10)
+    asked = time.monotonic()
+    newer = studio.slide(session, 0.5, *[0.0] * 11)
+    first = next(newer)
+    answered = time.monotonic()
+    worker.join(10)
+    assert rest == [], "the out-of-date label map was given up, not shown"
+    assert answered - asked < 2.0 and len(bands) < 16
+    assert studio.renders.get(session.model_id, older_wplus) is None  # the cache keeps complete renderings only
+    monkeypatch.setattr(segmenter, "logits_at", logits_at)
+    expected = engine.apply_vector(engine.sample(5, 0.7).wplus, "redder", 0.5)
+    picture_only(first, studio, expected.image)
+    (last,) = list(newer)
+    shows(last, studio, expected)
+    assert c.picture.labels in last
+
+
+def test_the_pages_slide_ends_with_its_picture_and_its_label_map_follows(studio):
+    """In the page a slide is two events: the picture (which ends the slider's event, so that Gradio sends the
+    next value of a dragged slider at once) and then the label map, of the latest slide only."""
+    session, engine = studio.session(None)
+    list(studio.sample(session, 5, 0.7))
+    start = engine.sample(5, 0.7).wplus
+    older = engine.apply_vector(start, "redder", 1.5)
+    picture_only(studio.slide_picture(session, 1.5, *[0.0] * 11), studio, older.image)
+    shows(studio.slide_labels(session), studio, older)
+    assert studio.slide_labels(session) == {studio.c.state: session}  # nothing left to show
+    studio.slide_picture(session, 1.0, *[0.0] * 11)
+    newer = engine.apply_vector(start, "redder", 0.5)
+    picture_only(studio.slide_picture(session, 0.5, *[0.0] * 11), studio, newer.image)
+    shows(studio.slide_labels(session), studio, newer)
+    assert studio.renders.get(session.model_id, engine.apply_vector(start, "redder", 1.0).wplus) is None

@@ -90,3 +90,48 @@ def test_the_model_steps_aside_for_a_sample_during_an_edit(tiny_model_dir):
     step = float(np.median(np.diff(step_times)))
     assert len(step_times) == 60 and step_times[-1] > answered  # the edit was still running when the sample came
     assert answered - asked < 3 * step + 0.5
+
+
+def test_the_perceptual_loss_is_fetched_outside_the_turn(tiny_model_dir, monkeypatch):
+    """Offline, the first fetch of LPIPS waits ~20 s on the Hub's retries: an edit, an embedding or a refinement
+    that starts then must not hold the device meanwhile."""
+    from editgan.engine import model as model_module
+    from editgan.engine.model import EditGANModel
+    from editgan.networks.lpips import PixelMSELoss
+
+    fetching, release = threading.Event(), threading.Event()
+    fetches: list[str] = []
+
+    def slow_loader(device):
+        fetches.append(str(device))
+        fetching.set()
+        release.wait(30)
+        return PixelMSELoss()
+
+    monkeypatch.setattr(model_module, "perceptual_loss", slow_loader)
+    model = EditGANModel.from_folder(tiny_model_dir, device="cpu")
+    start = model.sample(1)
+    painted = np.zeros(start.labels.shape, bool)
+    painted[4:12, 4:12] = True
+    wanted = start.labels.copy()
+    wanted[painted] = 1
+    outcomes: list = []
+    calls = [lambda: model.edit(start.wplus, wanted, painted, steps=2),
+             lambda: model.apply_vector(start.wplus, "redder", 1.0, refine_steps=2)]
+    for call in calls:
+        fetching.clear()
+        release.clear()
+        model._perceptual = None
+        worker = threading.Thread(target=lambda call=call: outcomes.append(call()))
+        worker.start()
+        assert fetching.wait(30)
+        sampled: list = []
+        sampler = threading.Thread(target=lambda: sampled.append(model.sample(2)))
+        sampler.start()
+        sampler.join(10)
+        assert sampled, "a sample waited for the perceptual loss to be fetched"
+        assert worker.is_alive()  # still fetching
+        release.set()
+        worker.join(30)
+    assert len(outcomes) == 2 and len(fetches) == 2
+    assert outcomes[0].perceptual == outcomes[1].perceptual

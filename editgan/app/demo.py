@@ -14,7 +14,7 @@ from editgan.app.api import PublicApi, api_components, wire_public_api
 from editgan.app.components import PAGE_CSS, Components, studio_layout
 from editgan.app.engines import ENGINES, EngineRegistry, model_key
 from editgan.app.gpu import gpu_runner
-from editgan.app.jobs import LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
+from editgan.app.jobs import LABEL_JOBS, LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
 from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy, offered_models
 from editgan.app.renders import RenderCache
 from editgan.app.scratch import ScratchSpace
@@ -123,8 +123,11 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> list:
     e.cancel.click(studio.cancel, None, [e.cancel_reply], api_name="ui_cancel", concurrency_id="cancel",
                    concurrency_limit=None, show_progress="hidden", **UI_EVENT)
     v = c.vectors
-    gr.on([slider.input for slider in v.sliders], gpu(studio.slide), [c.state, *v.sliders], view, api_name="ui_slide",
-          trigger_mode="always_last", show_progress="hidden", **QUICK_JOBS, **UI_EVENT)
+    # the picture ends the event, so the next value of a dragged slider is not held back behind this one's label map
+    gr.on([slider.input for slider in v.sliders], gpu(studio.slide_picture), [c.state, *v.sliders], view,
+          api_name="ui_slide", trigger_mode="always_last", show_progress="hidden", **QUICK_JOBS, **UI_EVENT
+          ).success(gpu(studio.slide_labels), [c.state], view, api_name="ui_slide_labels", trigger_mode="always_last",
+                 show_progress="hidden", **LABEL_JOBS, **UI_EVENT)
     v.refine.click(gpu(studio.refine), [c.state, v.refine_steps, *v.sliders], view, api_name="ui_refine", **long)
     v.save.click(studio.save_vector, [c.state, v.name], [*view, v.saved_file], api_name="ui_save_vector", **session)
     v.upload.upload(studio.upload_vector, [c.state, v.upload], view, api_name="ui_upload_vector", **session)

@@ -18,6 +18,9 @@ LONG_JOBS = {"concurrency_id": "long", "concurrency_limit": 1}
 """Edits, embeddings and refinements take turns, one at a time."""
 QUICK_JOBS = {"concurrency_id": "quick", "concurrency_limit": 4}
 """Samples, sliders, saving vectors: a device turn of one rendering each, between a long job's steps."""
+LABEL_JOBS = {"concurrency_id": "labels", "concurrency_limit": 4}
+"""A slider's label map, the event after its picture: a slow model's map takes device turns like a sample; a fast
+model's came with the picture, and this event only answers, so it must not queue behind samples."""
 SESSION_JOBS = {"concurrency_id": "session", "concurrency_limit": 8}
 """Undo, redo, reset, downloads, photo uploads: answered from the session and its cached renderings."""
 LOADS = {"concurrency_id": "load", "concurrency_limit": 1}

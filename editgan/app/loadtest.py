@@ -123,7 +123,8 @@ def run_visitors(plan: Plan) -> tuple[dict[str, list[float]], dict[str, list[str
 
         def slide() -> object:
             values = [round(rng.uniform(-1, 1), 2) if i < plan.presets else 0.0 for i in range(plan.sliders)]
-            return page.fetch(client.predict(*values, api_name="/ui_slide"))
+            page.fetch(client.predict(*values, api_name="/ui_slide"))  # the picture; the map follows, as in the page
+            return page.fetch(client.predict(api_name="/ui_slide_labels"))
 
         calls = {"sample": lambda: page.fetch(client.predict(rng.randrange(2**31), 0.7, api_name="/ui_sample")),
                  "slide": slide, "undo": lambda: page.fetch(client.predict(api_name="/ui_undo")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -59,6 +59,10 @@ class Session:
         self.photo: np.ndarray | None = None
         """An uploaded photo (downscaled for cropping), (H, W, 3) uint8, until it is embedded."""
         self.photo_name = ""
+        self.slides = 0
+        """Slides asked so far: a newer one makes the label map still pending for an older one out of date."""
+        self.pending_views: Iterator[dict] | None = None
+        """The rest of the latest slide's views (its label map), left to the page's next event."""
         self.files_owner = secrets.token_hex(12)
         """Names this session's folder of downloads in the app's scratch space (removed when the session ends)."""
 

@@ -226,15 +226,25 @@ class Studio:
         return out
 
     def show(self, session: Session, engine: EditGANModel, shown: Picture | EditOutcome, message: str = "",
-             sliders: bool = True, extra: dict | None = None) -> Generator[dict, None, None]:
+             sliders: bool = True, extra: dict | None = None,
+             superseded: Callable[[], bool] | None = None) -> Generator[dict, None, None]:
         """Yield the view of the session's new picture: when its label map is still to be computed and slow, first
-        the picture with a 'segmenting' status, then, the map computed, the whole view (``extra`` in both)."""
+        the picture with a 'segmenting' status, then, the map computed, the whole view (``extra`` in both).
+
+        The map is given up (nothing more is yielded) once the session shows another latent or ``superseded``
+        says so: a newer picture's turn on the device does not wait for an out-of-date map."""
         extra = extra or {}
         pending = shown if isinstance(shown, Picture) else shown.pending
         if pending is not None:
             if self.picture_first(engine):
                 yield {**self.picture_view(session, engine, pending, message, sliders), **extra}
-            rendering = engine.segment(pending)
+
+            def out_of_date() -> bool:
+                return (not session.started or not np.array_equal(session.current.wplus, pending.wplus)
+                        or (superseded is not None and superseded()))
+            rendering = engine.segment(pending, out_of_date)
+            if rendering is None:
+                return
             shown = rendering if isinstance(shown, Picture) else \
                 dataclasses.replace(shown, labels=rendering.labels, pending=None)
         yield {**self.view(session, engine, shown, message, sliders), **extra}
@@ -502,16 +512,19 @@ class Studio:
         return "Cancelling: the best result so far is kept…"
 
     # -- sliders and vectors ------------------------------------------------------------------------------------
-    @staticmethod
-    def _apply(session: Session, engine: EditGANModel, slots: Sequence[float | None], refine: int,
+    def _apply(self, session: Session, engine: EditGANModel, slots: Sequence[float | None], refine: int,
                on_step: Callable | None = None, should_stop: Callable | None = None
                ) -> tuple[EditOutcome, dict[str, float], list[int]]:
-        """The sliders' latent and its picture; its label map is left to :meth:`show` (``outcome.pending``)."""
+        """The sliders' latent and its picture; its label map is left to :meth:`show` (``outcome.pending``). A
+        refinement starts from the kept rendering of the sliders' base when there is one (no label map again)."""
         session.require_picture()
         values = session.values_from_slots(slots, engine.presets)
         pairs = session.combination(values, engine.presets)
+        original = self.renders.get(session.model_id, session.current.base) if refine > 0 else None
         outcome = engine.apply_vectors(session.current.base, pairs, refine_steps=refine, on_step=on_step,
-                                       should_stop=should_stop, label_map=False)
+                                       should_stop=should_stop, label_map=False,
+                                       original=original if original is not None and original.labels is not None
+                                       else None)
         classes = sorted({c for v, _ in pairs for c in v.classes})
         return outcome, values, classes
 
@@ -519,11 +532,34 @@ class Studio:
     def slide(self, state: Session | None, *slots: float | None):
         """Any slider moved: base + Σ scale·vector over all sliders, at once (no refinement)."""
         session, engine = self.session(state)
+        session.slides += 1
+        slide = session.slides
         outcome, values, classes = self._apply(session, engine, slots, 0)
         moved = ", ".join(f"{engine.presets[n].display_name if n in engine.presets else n} {v:+g}"
                           for n, v in values.items() if v)
         session.record_sliders(outcome.wplus, values, classes, action=f"sliders ({moved or 'all at 0'})")
-        yield from self.show(session, engine, outcome, sliders=False)
+        yield from self.show(session, engine, outcome, sliders=False, superseded=lambda: session.slides != slide)
+
+    @guarded
+    def slide_picture(self, state: Session | None, *slots: float | None) -> dict:
+        """The slider's event in the page: :meth:`slide`'s first view only (on a slow model the picture, else the
+        whole view). The label map follows from :meth:`slide_labels`, the next event, so that the next value of a
+        dragged slider, which Gradio holds back until this event ends ('always_last'), is not held back behind it;
+        once that newer slide starts, the older map is given up between its bands."""
+        session, _ = self.session(state)
+        views_of_slide = self.slide(session, *slots)
+        first = next(views_of_slide)
+        session.pending_views = views_of_slide
+        return first
+
+    def slide_labels(self, state: Session | None) -> dict:
+        """The rest of the latest :meth:`slide_picture`: its label map, or no other update once out of date."""
+        unchanged = {self.c.state: state}  # Gradio wants one output at least
+        if not isinstance(state, Session) or state.pending_views is None:
+            return unchanged
+        views_of_slide, state.pending_views = state.pending_views, None
+        shown = list(views_of_slide)
+        return shown[-1] if shown else unchanged
 
     @guarded
     def refine(self, state: Session | None, refine_steps: Any, *slots: float | None, request: gr.Request = None,

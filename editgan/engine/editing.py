@@ -288,13 +288,14 @@ def edit_from_mask(generator: Generator, segmenter: Segmenter, wplus: torch.Tens
 def apply_vector(generator: Generator, segmenter: Segmenter | None, wplus: torch.Tensor, vector: torch.Tensor,
                  scale: float = 1.0, refine_steps: int = 0, classes: Iterable[int] = (),
                  perceptual: PerceptualLoss | None = None, options: EditOptions | None = None,
-                 on_step: ProgressCallback | None = None, should_stop: StopCheck | None = None
-                 ) -> OptimizationResult:
+                 on_step: ProgressCallback | None = None, should_stop: StopCheck | None = None,
+                 original: tuple[torch.Tensor, torch.Tensor] | None = None) -> OptimizationResult:
     """Add ``scale · vector`` to ``wplus``; then optionally refine it the self-supervised way.
 
     Refinement (EditGAN §3.3): the target is the segmentation of the moved latent itself, enforced inside the
     ROI of the vector's classes, while the image outside that ROI is pulled back to the original image. It
-    removes the vector's side effects on this particular image.
+    removes the vector's side effects on this particular image. ``original`` is ``render(wplus)`` when the
+    caller has it already (its label map is then not computed again); the result is the same.
     """
     if not math.isfinite(scale):
         raise ValueError(f"scale must be a finite number, got {scale}")
@@ -307,7 +308,7 @@ def apply_vector(generator: Generator, segmenter: Segmenter | None, wplus: torch
     if segmenter is None:
         raise ValueError("refinement needs a segmentation branch; this model has none")
     options = options or EditOptions()
-    original_image, old_labels = render(generator, segmenter, wplus)
+    original_image, old_labels = original if original is not None else render(generator, segmenter, wplus)
     _, moved_labels = render(generator, segmenter, moved)
     roi = region_of_interest(old_labels[0], moved_labels[0], None, classes, options.roi_dilation)
     return optimize_toward_labels(generator, segmenter, moved, moved_labels[0], roi, original_image, perceptual,

@@ -7,6 +7,7 @@ Latents cross this boundary as float32 numpy arrays of shape (n_latent, style_di
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -112,6 +113,24 @@ def _in_turn(method: Callable) -> Callable:
         with self.turns.hold():
             return method(self, *args, **kwargs)
     return run
+
+
+def _perceptual_first(needed: Callable[[dict], bool] = lambda arguments: True) -> Callable[[Callable], Callable]:
+    """Resolve the model's perceptual loss before the action waits for its turn, when ``needed`` (of the call's
+    bound arguments) says it uses one: fetched the first time (offline, ~20 s of the Hub's retries), it must not
+    hold the device while every other visitor waits. Goes above :func:`_in_turn`."""
+    def wrap(method: Callable) -> Callable:
+        signature = inspect.signature(method)
+
+        @functools.wraps(method)
+        def run(self: "EditGANModel", *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            if needed(bound.arguments):
+                self.perceptual  # noqa: B018 -- loaded (or its fallback chosen) and kept, outside the turn
+            return method(self, *args, **kwargs)
+        return run
+    return wrap
 
 
 class EditGANModel:
@@ -227,8 +246,9 @@ class EditGANModel:
                 image, features = self.generator.synthesis(w, return_features=True)
         return Picture(w[0].cpu().numpy(), to_uint8(self._crop(image))[0], features)
 
-    def _segmented(self, picture: Picture) -> Rendering:
-        """The picture with its label map (the segmentation branch's pass), its kept feature maps dropped."""
+    def _segmented(self, picture: Picture, superseded: Callable[[], bool] | None = None) -> Rendering | None:
+        """The picture with its label map (the segmentation branch's pass), its kept feature maps dropped; None
+        when ``superseded`` said, before the map or between its bands, that it is no longer wanted."""
         features, picture.features = picture.features, None
         if self.segmenter is None:
             return Rendering(picture.wplus, picture.image, None)
@@ -236,7 +256,11 @@ class EditGANModel:
             if features is None:
                 _, features = self.generator.synthesis(self._latent(picture.wplus), return_features=True)
             start = time.perf_counter()
-            labels = self.segmenter.predict(features, (self.generator.size, self.generator.size))
+            labels = self.segmenter.predict(features, (self.generator.size, self.generator.size),
+                                            should_stop=superseded)
+            if labels is None:
+                picture.features = features  # given up: the picture can still be segmented later
+                return None
             self.label_map_s = time.perf_counter() - start
         self.margins.put(picture.wplus, labels[0], outside_rows(self.generator.size, self.config.box))
         return Rendering(picture.wplus, picture.image, self._crop(labels)[0].cpu().numpy())
@@ -289,11 +313,16 @@ class EditGANModel:
         """:meth:`render`'s first half: the picture, its label map to follow from :meth:`segment`."""
         return self._picture(self._latent(wplus))
 
-    @_in_turn
-    def segment(self, picture: Picture) -> Rendering:
+    def segment(self, picture: Picture, superseded: Callable[[], bool] | None = None) -> Rendering | None:
         """The label map of a picture from :meth:`draw`, :meth:`sample_picture` or an outcome's ``pending``: with
-        the picture, the same :class:`Rendering` as :meth:`render` gives, in a turn of its own."""
-        return self._segmented(picture)
+        the picture, the same :class:`Rendering` as :meth:`render` gives, in a turn of its own.
+
+        ``superseded``: asked before the turn, once it is had, and between the map's bands (a 512-px map takes
+        seconds on a CPU); when it says yes the map is given up, the turn handed on, and the result is None."""
+        if superseded is not None and superseded():
+            return None
+        with self.turns.hold():
+            return self._segmented(picture, superseded)
 
     @_in_turn
     def uncertainty(self, wplus: Latent | torch.Tensor, measure: Measure = "disagreement") -> np.ndarray:
@@ -312,6 +341,7 @@ class EditGANModel:
                              f"(it is generator-only: sample and embed work, mask editing does not)")
         return self.segmenter
 
+    @_perceptual_first()
     @_in_turn
     def edit(self, wplus: Latent, painted_labels: np.ndarray, painted: np.ndarray,
              classes: Iterable[int] | None = None, steps: int | None = None, options: EditOptions | None = None,
@@ -377,12 +407,16 @@ class EditGANModel:
             labels[top:top + height, left:left + width] = inside
         return image, labels[None]
 
+    @_perceptual_first(lambda arguments: arguments["refine_steps"] > 0)
     @_in_turn
     def apply_vectors(self, wplus: Latent, vectors: Sequence[tuple[EditingVector, float]], refine_steps: int = 0,
                       options: EditOptions | None = None, on_step: PreviewCallback | None = None,
-                      should_stop: Callable[[], bool] | None = None, label_map: bool = True) -> EditOutcome:
+                      should_stop: Callable[[], bool] | None = None, label_map: bool = True,
+                      original: Rendering | None = None) -> EditOutcome:
         """Add Σ scaleᵢ·vectorᵢ (the preset sliders), then optionally refine over the union of their classes.
-        ``label_map=False`` leaves the outcome's map to :meth:`segment` (see :attr:`EditOutcome.pending`)."""
+        ``label_map=False`` leaves the outcome's map to :meth:`segment` (see :attr:`EditOutcome.pending`).
+        ``original``: the rendering of ``wplus`` when the caller has it, as for :meth:`edit`: a refinement does not
+        compute its label map again (only the moved latent's, which is its target); the result is the same."""
         w = self._latent(wplus)
         total = torch.zeros_like(w[0])
         classes: set[int] = set()
@@ -396,8 +430,11 @@ class EditGANModel:
             self._require_segmenter("refinement")
         options = options or EditOptions(speed=self.speed)
         perceptual = self.perceptual if refine_steps > 0 else None  # a plain slider loads no perceptual network
+        refines = refine_steps > 0 and bool(total.any())
+        given = self._original(w, original) if refines and original is not None else None
         result = editing.apply_vector(self.generator, self.segmenter, w, total, 1.0, refine_steps, sorted(classes),
-                                      perceptual, options, self._on_step(on_step), self._between_steps(should_stop))
+                                      perceptual, options, self._on_step(on_step), self._between_steps(should_stop),
+                                      given)
         return self._outcome(result, None, label_map)
 
     def apply_vector(self, wplus: Latent, vector: EditingVector | str, scale: float = 1.0, refine_steps: int = 0,
@@ -408,6 +445,7 @@ class EditGANModel:
             vector = self.presets[vector]
         return self.apply_vectors(wplus, [(vector, scale)], refine_steps, **kwargs)
 
+    @_perceptual_first()
     @_in_turn
     def embed(self, image: Image.Image | np.ndarray | str | Path | bytes, steps: int = 100,
               options: EmbedOptions | None = None, on_step: PreviewCallback | None = None,

@@ -21,8 +21,10 @@ prediction is the mean of the members' raw logits, as in EditGAN.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +68,11 @@ DENSE_MAX_ELEMENTS = 2 ** 28
 fp32). About three such tensors are alive at once, so a full map needs ≈ 3 GiB beyond the feature maps and its
 logits whatever the canvas: a 10-member, 32-class branch (2 560 first-layer channels) does a 512-px map in 3 bands
 and a 1024-px one in 11, where computing it at once would take 8.4 and 22.6 GB."""
+
+BAND_TAPS_BYTES = 64 * 2 ** 20
+"""Bound of the banded path's cache of pixel taps (:class:`BandTaps`), about: a 64-px map's two bands take 2.1 MB
+and were rebuilt on every map (about 6 ms of a 41-ms map on a busy 2-core CPU); a 512-px map's 128
+bands take more than the bound, so only the latest of them stay."""
 
 
 class PixelClassifier(nn.Module):
@@ -145,7 +152,8 @@ class Segmenter(nn.Module):
 
     def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
                 chunk: int = 2048, dense: bool | None = None, max_elements: int | None = None,
-                rows: tuple[int, int] | None = None) -> torch.Tensor:
+                rows: tuple[int, int] | None = None, should_stop: Callable[[], bool] | None = None
+                ) -> torch.Tensor | None:
         """Feature maps → mean logits (N, n_classes, H, W); H, W default to the largest map's size.
 
         Computed factorized, a band of about ``chunk`` pixels at a time (see :meth:`logits_at`): each band
@@ -160,12 +168,17 @@ class Segmenter(nn.Module):
         ``rows`` = (first, stop) gives only those rows of the map (N, n_classes, stop − first, W), computed in the
         same bands as the whole map, so bitwise equal to its rows: an edit reads the label map outside the picture
         box without paying for the inside, which the caller already has.
+
+        ``should_stop`` is asked before the map and, on the banded path, between its bands: when it says yes, the
+        map is given up and the result is None (a slider's label map that a newer slide made out of date).
         """
         self._check(features)
         size = size or tuple(features[-1].shape[-2:])
         first, stop = rows if rows is not None else (0, size[0])
         if not 0 <= first < stop <= size[0]:
             raise ValueError(f"rows {rows} are not within the map's {size[0]} rows")
+        if should_stop is not None and should_stop():
+            return None
         if dense is None:
             dense = features[0].device.type in ("cuda", "mps") and not self.training
         if dense:
@@ -176,8 +189,13 @@ class Segmenter(nn.Module):
             band_top, band_bottom = int(pixels[0, 0]), int(pixels[-1, 0]) + 1
             if band_bottom <= first or band_top >= stop:
                 continue
+            if bands and should_stop is not None and should_stop():
+                return None
             top = band_top if top is None else top
-            logits = self.logits_at(features, self.pixel_taps(pixels, size, resolutions))
+            key = (tuple(size), band_top, band_bottom, tuple(resolutions), self.config.upsample_mode,
+                   str(pixels.device))
+            taps = BAND_TAPS.get(key, lambda: self.pixel_taps(pixels, size, resolutions))
+            logits = self.logits_at(features, taps)
             bands.append(logits.reshape(logits.shape[0], -1, size[1], logits.shape[-1]))
         return torch.cat(bands, 1).permute(0, 3, 1, 2)[..., first - top:stop - top, :]
 
@@ -466,9 +484,12 @@ class Segmenter(nn.Module):
         return logits.reshape(n, hh, ww, -1).permute(0, 3, 1, 2)
 
     def predict(self, features: list[torch.Tensor], size: tuple[int, int] | None = None,
-                rows: tuple[int, int] | None = None) -> torch.Tensor:
-        """Label map (N, H, W) int64: argmax of the ensemble's mean logits (only ``rows``, as :meth:`forward`)."""
-        return self.forward(features, size, rows=rows).argmax(1)
+                rows: tuple[int, int] | None = None, should_stop: Callable[[], bool] | None = None
+                ) -> torch.Tensor | None:
+        """Label map (N, H, W) int64: argmax of the ensemble's mean logits (only ``rows``, as :meth:`forward`);
+        None when ``should_stop`` gave it up (see :meth:`forward`)."""
+        logits = self.forward(features, size, rows=rows, should_stop=should_stop)
+        return None if logits is None else logits.argmax(1)
 
 
 def _batched_transposed_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -614,6 +635,51 @@ class PixelTaps:
     direct: tuple[tuple[int, int], ...] = ()
 
 
+class BandTaps:
+    """The pixel taps of the banded path's bands (they depend on the canvas, the band, the maps' sizes, the
+    upsampling mode and the device only), each with the sparse matrices built from it, kept for the next map; the
+    least recently used go when they hold more than ``max_bytes`` (estimated). Shared by the process's models."""
+
+    def __init__(self, max_bytes: int = BAND_TAPS_BYTES):
+        self.max_bytes = max_bytes
+        self._taps: OrderedDict[tuple, tuple[PixelTaps, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, make: Callable[[], "PixelTaps"]) -> "PixelTaps":
+        with self._lock:
+            if key in self._taps:
+                self._taps.move_to_end(key)
+                return self._taps[key][0]
+        taps = make()  # outside the lock: two threads may make the same taps, equal ones
+        size = _taps_bytes(taps)
+        with self._lock:
+            if key not in self._taps and size <= self.max_bytes:
+                self._taps[key] = (taps, size)
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    _, (_, dropped) = self._taps.popitem(last=False)
+                    self._bytes -= dropped
+        return taps
+
+    def clear(self) -> None:
+        with self._lock:
+            self._taps.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._taps)
+
+
+def _taps_bytes(taps: "PixelTaps") -> int:
+    """About what ``taps`` hold: the source indices, the taps' columns and weights, and a sparse matrix of them
+    (two int64 indices and a value per tap) for one dtype."""
+    total = sum(t.numel() * t.element_size() for t in taps.sources.values())
+    if taps.interpolate is not None:
+        total += taps.interpolate.columns.numel() * (8 + 4 + 2 * 8 + 4)
+    return total
+
+
 @dataclass
 class RoiEntry:
     """How :meth:`Segmenter.logits_at_sample` reads the maps of one resolution (see :meth:`Segmenter.roi_table`).
@@ -666,3 +732,7 @@ def fold_batchnorm_into_linear(norm: nn.BatchNorm1d, linear: nn.Linear) -> tuple
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     shift = norm.bias - norm.running_mean * scale
     return linear.weight * scale, linear.bias + linear.weight @ shift
+
+
+BAND_TAPS = BandTaps()
+"""The process's cache of the banded path's pixel taps (see :class:`BandTaps`)."""
