@@ -17,7 +17,8 @@ from playwright.sync_api import sync_playwright
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # the browser tests' helpers and the editgan package
-from test_browser import LAUNCH_ARGS, brush_stroke, canvas_to_screen, pick_color, shown_image, wait_for_status  # noqa: E402
+from browser_support import CHROMIUM, LAUNCH_ARGS, canvas_to_screen, pick_color, shown_image  # noqa: E402
+from test_browser import brush_stroke, wait_for_status  # noqa: E402
 
 from editgan.app.views import canvas_scale  # noqa: E402
 
@@ -42,7 +43,7 @@ def paint_bigger_eyes(page, scale: int) -> None:
 def main(url: str, out: Path = Path("assets/screenshots")) -> None:
     scale = canvas_scale(SIZE, SIZE)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=LAUNCH_ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 1700})
         page.set_default_timeout(180_000)
         page.goto(url)

@@ -5,26 +5,24 @@ never `playwright install`); skipped without them. Screenshots go to test-artifa
 """
 from __future__ import annotations
 
-import io
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
-from PIL import Image
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    LAUNCH_ARGS,
+    canvas_to_screen,
+    pick_color,
+    playwright_sync_api,
+    shown_image,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+sync_api = playwright_sync_api()
 
 from tiny_models import SIZE, running_studio  # noqa: E402
 
 from editgan.app.views import canvas_scale  # noqa: E402
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync"]
 K = canvas_scale(SIZE, SIZE)  # the canvas shows each label pixel as K×K pixels
 RED = (255, 0, 0)  # the tiny model's class 1, "reddish"
 TIMEOUT_MS = 120_000
@@ -55,12 +53,6 @@ def wait_for_status(page, text: str) -> None:
     page.wait_for_function("t => (document.querySelector('#status')?.innerText || '').includes(t)", arg=text)
 
 
-def shown_image(page, elem_id: str) -> tuple[str, np.ndarray]:
-    """The picture an output component shows: its URL and its pixels (RGB)."""
-    src = page.locator(f"#{elem_id} img").first.get_attribute("src")
-    body = page.request.get(src).body()
-    return src, np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
-
 
 def wait_for_new_image(page, elem_id: str, old_src: str) -> np.ndarray:
     page.wait_for_function("([id, old]) => { const img = document.querySelector(`#${id} img`);"
@@ -68,22 +60,6 @@ def wait_for_new_image(page, elem_id: str, old_src: str) -> np.ndarray:
     return shown_image(page, elem_id)[1]
 
 
-def canvas_to_screen(page, size: int):
-    """Canvas pixel (x, y) → screen point. The editor zooms small pictures to fit and centres them; its zoom
-    level is shown as a percentage in its toolbar."""
-    box = page.locator("#editor .pixi-target canvas").bounding_box()
-    zoom_text = page.locator("#editor").inner_text()
-    zoom = int(re.search(r"(\d+)\s*%", zoom_text).group(1)) / 100
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    return lambda x, y: (cx + (x - size / 2) * zoom, cy + (y - size / 2) * zoom)
-
-
-def pick_color(page, rgb: tuple[int, int, int]) -> None:
-    """Choose a palette swatch in the editor, then go back to the brush (which closes the popover)."""
-    page.locator("#editor button[aria-label='Color']").click()
-    css = f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})"
-    page.locator(f"#editor menu.swatch button.color[style*='background-color: {css}']").first.click()
-    page.locator("#editor button[aria-label='Brush']").click()
 
 
 def brush_stroke(page, to_screen, x0: int, x1: int, y: int, steps: int = 8) -> None:

@@ -7,18 +7,20 @@ go to test-artifacts/.
 """
 from __future__ import annotations
 
-import io
-import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    LAUNCH_ARGS,
+    canvas_to_screen,
+    pick_color,
+    playwright_sync_api,
+    shown_image,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+sync_api = playwright_sync_api()
 
 from tiny_models import SIZE, running_studio, tiny_generator_only_folder  # noqa: E402
 
@@ -26,9 +28,6 @@ from editgan.app.views import canvas_scale  # noqa: E402
 from editgan.engine.model import EditGANModel  # noqa: E402
 from editgan.teach.templates import get_template  # noqa: E402
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync"]
 K = canvas_scale(SIZE, SIZE)
 TIMEOUT_MS = 90_000
 BIRD = get_template("bird")
@@ -40,30 +39,12 @@ def wait_for_text(page, elem_id: str, text: str) -> None:
                            arg=[elem_id, text])
 
 
-def shown_image(page, elem_id: str) -> tuple[str, np.ndarray]:
-    src = page.locator(f"#{elem_id} img").first.get_attribute("src")
-    return src, np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
 
-
-def canvas_to_screen(page, editor: str):
-    """Canvas pixel (x, y) → screen point, from the canvas's box and the editor's zoom (shown in its toolbar)."""
-    box = page.locator(f"#{editor} .pixi-target canvas").bounding_box()
-    zoom = int(re.search(r"(\d+)\s*%", page.locator(f"#{editor}").inner_text()).group(1)) / 100
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    size = SIZE * K
-    return lambda x, y: (cx + (x - size / 2) * zoom, cy + (y - size / 2) * zoom)
-
-
-def pick_color(page, editor: str, rgb) -> None:
-    page.locator(f"#{editor} button[aria-label='Color']").click()
-    css = f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})"
-    page.locator(f"#{editor} menu.swatch button.color[style*='background-color: {css}']").first.click()
-    page.locator(f"#{editor} button[aria-label='Brush']").click()
 
 
 def strokes(page, editor: str, rows: range, x0: int, x1: int) -> None:
     """Horizontal brush strokes over label rows ``rows`` (every other row: the brush is two label pixels wide)."""
-    to_screen = canvas_to_screen(page, editor)
+    to_screen = canvas_to_screen(page, SIZE * K, editor)
     for row in rows[::2]:
         y = (row + 1) * K
         page.mouse.move(*to_screen(x0 * K, y))
@@ -113,7 +94,7 @@ def annotate(page, seed: int, fill_at: tuple[float, float]) -> None:
     wait_for_text(page, "teach-status", "Filled")
     page.wait_for_function("([id, old]) => document.querySelector(`#${id} img`)?.getAttribute('src') !== old",
                            arg=["teach-labels", src])
-    pick_color(page, "teach-editor", HEAD)
+    pick_color(page, HEAD, "teach-editor")
     strokes(page, "teach-editor", range(2, 12), 2, SIZE - 3)
     page.screenshot(path=str(ARTIFACTS / f"teach-0-painted-{seed}.png"), full_page=True)
     src, _ = shown_image(page, "teach-labels")
@@ -151,7 +132,7 @@ def test_teach_a_generator_only_model_edit_save_a_preset_and_the_folder(page, tm
     page.get_by_role("tab", name="Studio").click()
     wait_for_text(page, "legend", "wing")
     picture_src = page.locator("#picture img").first.get_attribute("src")
-    pick_color(page, "editor", HEAD)
+    pick_color(page, HEAD)
     strokes(page, "editor", range(4, 28), 4, SIZE - 5)
     page.locator("#edit").click()
     page.wait_for_function("() => /Edit (done|found nothing)/.test(document.querySelector('#status')?.innerText)")

@@ -1,0 +1,49 @@
+"""What the real-browser tests share: Debian's Chromium driven by Playwright (never a browser Playwright downloads),
+and the few moves every test makes on a Gradio page: read a shown picture, pick a brush colour, aim at a canvas."""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+"""Screenshots of the browser tests, for people to look at (not compared)."""
+
+
+def playwright_sync_api():
+    """Playwright's sync API; call it at import time of a test module, which is skipped without Chromium or
+    Playwright (`apt-get install -y chromium`, `pip install playwright`)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
+    return pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+def shown_image(page, elem_id: str) -> tuple[str, np.ndarray]:
+    """The picture an output component shows: its URL and its pixels (RGB)."""
+    src = page.locator(f"#{elem_id} img").first.get_attribute("src")
+    body = page.request.get(src).body()
+    return src, np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+
+
+def canvas_to_screen(page, size: int, editor: str = "editor"):
+    """Pixel (x, y) of a ``size``-px canvas → screen point. The editor zooms small pictures to fit and centres
+    them; its zoom level is shown as a percentage in its toolbar."""
+    box = page.locator(f"#{editor} .pixi-target canvas").bounding_box()
+    zoom = int(re.search(r"(\d+)\s*%", page.locator(f"#{editor}").inner_text()).group(1)) / 100
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    return lambda x, y: (cx + (x - size / 2) * zoom, cy + (y - size / 2) * zoom)
+
+
+def pick_color(page, rgb: tuple[int, int, int], editor: str = "editor") -> None:
+    """Choose a palette swatch in the editor, then go back to the brush (which closes the popover)."""
+    page.locator(f"#{editor} button[aria-label='Color']").click()
+    css = f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})"
+    page.locator(f"#{editor} menu.swatch button.color[style*='background-color: {css}']").first.click()
+    page.locator(f"#{editor} button[aria-label='Brush']").click()
