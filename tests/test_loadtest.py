@@ -14,6 +14,8 @@ def test_visitors_at_once_get_every_action_answered(tiny_model_dir):
     for action in ACTIONS:
         stats = report["actions"][action]
         assert stats["n"] >= 3 and stats["p50_s"] <= stats["p95_s"], (action, stats)
+    labels, slides = report["actions"]["slide_labels"], report["actions"]["slide"]
+    assert labels["n"] >= slides["n"] and labels["errors"] == 0  # every slider move sent both of the page's events
     quick = [report["actions"][a]["p95_s"] for a in ("undo", "export")]
     assert max(quick) < 30  # answered from the session, not after every edit of every visitor
 
