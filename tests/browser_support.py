@@ -47,3 +47,10 @@ def pick_color(page, rgb: tuple[int, int, int], editor: str = "editor") -> None:
     css = f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})"
     page.locator(f"#{editor} menu.swatch button.color[style*='background-color: {css}']").first.click()
     page.locator(f"#{editor} button[aria-label='Brush']").click()
+
+
+def wait_until_updated(page, elem_id: str) -> None:
+    """Until the component has no update pending (Gradio's 'processing' overlay): a canvas painted on while its
+    new background is still on its way loses the strokes."""
+    page.wait_for_function("id => !(document.querySelector(`#${id}`)?.innerText || '').includes('processing')",
+                           arg=elem_id)

@@ -18,6 +18,7 @@ from browser_support import (
     pick_color,
     playwright_sync_api,
     shown_image,
+    wait_until_updated,
 )
 
 sync_api = playwright_sync_api()
@@ -94,6 +95,7 @@ def annotate(page, seed: int, fill_at: tuple[float, float]) -> None:
     wait_for_text(page, "teach-status", "Filled")
     page.wait_for_function("([id, old]) => document.querySelector(`#${id} img`)?.getAttribute('src') !== old",
                            arg=["teach-labels", src])
+    wait_until_updated(page, "teach-editor")
     pick_color(page, HEAD, "teach-editor")
     strokes(page, "teach-editor", range(2, 12), 2, SIZE - 3)
     page.screenshot(path=str(ARTIFACTS / f"teach-0-painted-{seed}.png"), full_page=True)
@@ -132,6 +134,7 @@ def test_teach_a_generator_only_model_edit_save_a_preset_and_the_folder(page, tm
     page.get_by_role("tab", name="Studio").click()
     wait_for_text(page, "legend", "wing")
     picture_src = page.locator("#picture img").first.get_attribute("src")
+    wait_until_updated(page, "editor")
     pick_color(page, HEAD)
     strokes(page, "editor", range(4, 28), 4, SIZE - 5)
     page.locator("#edit").click()
