@@ -49,8 +49,18 @@ def pick_color(page, rgb: tuple[int, int, int], editor: str = "editor") -> None:
     page.locator(f"#{editor} button[aria-label='Brush']").click()
 
 
-def wait_until_updated(page, elem_id: str) -> None:
-    """Until the component has no update pending (Gradio's 'processing' overlay): a canvas painted on while its
-    new background is still on its way loses the strokes."""
-    page.wait_for_function("id => !(document.querySelector(`#${id}`)?.innerText || '').includes('processing')",
-                           arg=elem_id)
+def wait_until_updated(page, elem_id: str, quiet_s: float = 1.5) -> None:
+    """Until the component has had no update pending (Gradio's 'processing' overlay) for ``quiet_s`` in a row: a
+    canvas painted on while its new background is still on its way loses the strokes, and the overlay may appear
+    a moment after the event that sends the background has answered."""
+    page.wait_for_function(
+        """([id, quiet]) => {
+            const busy = (document.querySelector(`#${id}`)?.innerText || '').includes('processing')
+                || !document.querySelector(`#${id} .pixi-target canvas`);
+            const now = performance.now();
+            if (busy || window.__quietSince?.[id] === undefined) {
+                window.__quietSince = {...(window.__quietSince || {}), [id]: busy ? undefined : now};
+                return false;
+            }
+            return now - window.__quietSince[id] >= quiet;
+        }""", arg=[elem_id, quiet_s * 1000], polling=100)
