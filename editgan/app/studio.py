@@ -92,24 +92,23 @@ def guarded(fn: Callable) -> Callable:
 
 
 # -- checks of the values a visitor sends ------------------------------------------------------------------------
-def checked_seed(value: Any) -> int:
+def checked_whole(value: Any, what: str, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high`` (a float that is whole is fine: pages send numbers as floats)."""
     try:
-        seed = float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"the seed must be a whole number, got {value!r}") from None
-    if not math.isfinite(seed) or seed != int(seed) or not 0 <= seed < 2**31:
-        raise ValueError(f"the seed must be a whole number from 0 to {2**31 - 1}, got {value!r}")
-    return int(seed)
+        raise ValueError(f"{what} must be a whole number, got {value!r}") from None
+    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
+        raise ValueError(f"{what} must be a whole number from {low} to {high}, got {value!r}")
+    return int(number)
+
+
+def checked_seed(value: Any) -> int:
+    return checked_whole(value, "the seed", 0, 2**31 - 1)
 
 
 def checked_steps(value: Any, what: str, limit: int = MAX_STEPS) -> int:
-    try:
-        steps = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a whole number, got {value!r}") from None
-    if not math.isfinite(steps) or steps != int(steps) or not 1 <= steps <= limit:
-        raise ValueError(f"{what} must be a whole number from 1 to {limit}, got {value!r}")
-    return int(steps)
+    return checked_whole(value, what, 1, limit)
 
 
 def checked_number(value: Any, what: str, limit: float = 100.0) -> float:

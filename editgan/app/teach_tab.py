@@ -13,7 +13,6 @@ when the session ends) and "Save the model folder" gives a zip to download inste
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +25,7 @@ from editgan.app.components import EDITOR_HEIGHT, Components, bounded_editor, br
 from editgan.app.engines import model_key
 from editgan.app.jobs import LONG_JOBS, QUICK_JOBS, SESSION_JOBS, CancelFlags, run_cancellable
 from editgan.app.paint import decode_canvas
-from editgan.app.studio import Studio, checked_seed, guarded
+from editgan.app.studio import Studio, checked_seed, checked_whole, guarded
 from editgan.app.teach_files import pack_folder, unpack_upload
 from editgan.app.teach_work import MAX_SAMPLES, Draft, TeachWork
 from editgan.colors import hex_color
@@ -181,17 +180,6 @@ def teach_layout(engine: EditGANModel | None, public: bool, state: gr.State) -> 
                     apply_classes, legend, seed, truncation, sample, next_seed, brush_class, tolerance, editor,
                     picture, labels, uncertainty, keep, samples, sample_key, open_, delete, upload, export, download,
                     members, epochs, train, cancel, preview, report, out_folder, overwrite, save, saved, status)
-
-
-def checked_count(value: Any, what: str, limits: tuple[int, int]) -> int:
-    low, high = limits
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a whole number, got {value!r}") from None
-    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
-        raise ValueError(f"{what} must be a whole number from {low} to {high}, got {value!r}")
-    return int(number)
 
 
 def checked_truncation(value: Any, default: float) -> float:
@@ -357,13 +345,13 @@ class Teach:
         work = self.work(tstate)
         draft = work.require_draft()
         class_id = work.class_id(name)
-        tolerance = checked_count(tolerance, "fill tolerance", (0, 255))
+        tolerance = checked_whole(tolerance, "fill tolerance", 0, 255)
         index = getattr(evt, "index", None)
         if not isinstance(index, (list, tuple)) or len(index) != 2:
             raise ValueError("click inside the picture or the label map to fill a region")
         k = views.canvas_scale(*draft.labels.shape)
         height, width = draft.labels.shape
-        x, y = (checked_count(v, "the clicked point", (0, 1 << 16)) // k for v in index)
+        x, y = (checked_whole(v, "the clicked point", 0, 1 << 16) // k for v in index)
         if not (0 <= x < width and 0 <= y < height):
             raise ValueError("click inside the picture or the label map to fill a region")
         self.commit_paint(work, canvas)
@@ -449,8 +437,8 @@ class Teach:
         annotations = work.require_classes()
         if len(annotations.samples) < 1:
             raise ValueError("keep at least one annotated sample before training (a few dozen teach well)")
-        members = checked_count(members, "ensemble size", self.limits["members"])
-        epochs = checked_count(epochs, "epochs", self.limits["epochs"])
+        members = checked_whole(members, "ensemble size", *self.limits["members"])
+        epochs = checked_whole(epochs, "epochs", *self.limits["epochs"])
         session, engine = self.studio.session(state)
         work.model_name = work.model_name or f"{engine.config.name}-taught"
         options = TeachOptions(members=members, epochs=epochs, agreement_folds=min(4, len(annotations.samples)))
