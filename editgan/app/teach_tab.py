@@ -29,7 +29,7 @@ from editgan.app.studio import Studio, checked_seed, checked_whole, guarded
 from editgan.app.teach_files import pack_folder, unpack_upload
 from editgan.app.teach_work import MAX_SAMPLES, Draft, TeachWork
 from editgan.colors import hex_color
-from editgan.engine.model import EditGANModel
+from editgan.engine.model import EditGANModel, Picture
 from editgan.errors import TeachCancelled
 from editgan.teach.annotations import AnnotationSet, load_annotations, write_annotations
 from editgan.teach.branch import PARTIAL_EVERY_S, TeachOptions, TeachProgress, save_taught_model, teach_branch
@@ -263,15 +263,17 @@ class Teach:
         work.paint(painted, ids)
         return int(painted.sum())
 
-    def new_draft(self, work: TeachWork, engine: EditGANModel, wplus: np.ndarray, image: np.ndarray,
-                  labels: np.ndarray | None, seed: int | None, name: str | None) -> Draft:
-        """A draft on ``image``; without ``labels``, the model's prediction when its branch has the work's classes
-        (the visitor only corrects it), else all background. The uncertainty map comes with a branch."""
+    def new_draft(self, work: TeachWork, engine: EditGANModel, picture: Picture, labels: np.ndarray | None,
+                  seed: int | None, name: str | None) -> Draft:
+        """A draft on ``picture`` (drawn without its label map); without ``labels``, the model's prediction when its
+        branch has the work's classes (the visitor only corrects it), else all background. The uncertainty map
+        comes with a branch."""
+        wplus, image = picture.wplus, picture.image
         predicted = None
         unsure = None
         if engine.has_segmenter and list(engine.config.class_names) == work.class_names:
-            rendering = engine.render(wplus)
-            predicted = rendering.labels
+            if labels is None:
+                predicted = engine.segment(picture).labels
             measure = "disagreement" if len(engine.segmenter.members) > 1 else "entropy"
             unsure = engine.uncertainty(wplus, measure)
         if labels is None:
@@ -326,8 +328,7 @@ class Teach:
         engine = self.model(state)
         seed = checked_seed(seed)
         truncation = checked_truncation(truncation, engine.config.truncation)
-        rendering = engine.sample(seed, truncation)
-        draft = self.new_draft(work, engine, rendering.wplus, rendering.image, None, seed, None)
+        draft = self.new_draft(work, engine, engine.sample_picture(seed, truncation), None, seed, None)
         start = "the branch's prediction: correct it" if draft.labels.any() else "all background: paint every part"
         note = "" if draft.uncertainty is not None else " (the uncertainty map appears once there is a branch)"
         out = self.draft_view(work, f"Sample {seed} (truncation {truncation:g}): the label map starts as {start}"
@@ -386,8 +387,7 @@ class Teach:
         work = self.work(tstate)
         sample = work.sample(key)
         engine = self.model(state)
-        rendering = engine.render(sample.wplus)
-        self.new_draft(work, engine, rendering.wplus, rendering.image, sample.labels.copy(), sample.seed, sample.name)
+        self.new_draft(work, engine, engine.draw(sample.wplus), sample.labels.copy(), sample.seed, sample.name)
         out = self.draft_view(work, f"Opened sample {sample.key}: paint, then keep it again to replace it.")
         if sample.seed is not None:
             out[self.t.seed] = sample.seed
