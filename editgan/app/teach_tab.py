@@ -226,7 +226,7 @@ class Teach:
     def classes_view(self, work: TeachWork, engine: EditGANModel | None, message: str) -> dict:
         t = self.t
         names = work.class_names
-        out = {t.state: work, t.status: message, t.legend: teach_views.legend_html(names, work.palette),
+        out = {t.state: work, t.status: message, t.legend: views.class_swatches(names, work.palette),
                t.classes: teach_views.classes_text(names, work.palette),
                t.brush_class: gr.Dropdown(choices=names, value=names[min(1, len(names) - 1)] if names else None)}
         out.update(self.samples_view(work))

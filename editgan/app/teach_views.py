@@ -79,13 +79,6 @@ def put_class(text: str | None, name: str | None, color: Color) -> tuple[str, bo
     return classes_text(names, palette), added
 
 
-def legend_html(names: Sequence[str], palette: Sequence[Color]) -> str:
-    """Class names beside their colours."""
-    return "".join(f'<span style="display:inline-flex;align-items:center;margin:2px 10px 2px 0"><span style="display:'
-                   f'inline-block;width:14px;height:14px;border:1px solid #888;margin-right:4px;background:'
-                   f'{hex_color(color)}"></span>{escape(name)}</span>' for name, color in zip(names, palette))
-
-
 def canvas_value(image: np.ndarray, labels: np.ndarray, palette: Sequence[Color], k: int) -> dict:
     """The canvas: the picture blended with its label map, enlarged ``k`` times, with no paint yet."""
     background = blend(enlarge(image, k), enlarge(colorize(labels, palette), k))

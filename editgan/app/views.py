@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import html
 import math
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from editgan.colors import hex_color
+from editgan.colors import Color, hex_color
 from editgan.engine.model import EditGANModel, EditOutcome
 
 CANVAS_SIDE = 512
@@ -50,13 +51,15 @@ def legend_html(engine: EditGANModel) -> str:
     config = engine.config
     if not engine.has_segmenter or not config.class_names:
         return "<p><em>No label classes: this model has no segmentation branch.</em></p>"
-    items = []
-    for name, color in zip(config.class_names, config.palette):
-        items.append(
-            f'<span class="legend-item" style="display:inline-flex;align-items:center;margin:2px 10px 2px 0">'
-            f'<span style="display:inline-block;width:16px;height:16px;border:1px solid #888;margin-right:5px;'
-            f'background:{hex_color(color)}"></span>{escape(name)}</span>')
-    return '<div id="legend-classes">' + "".join(items) + "</div>"
+    return '<div id="legend-classes">' + class_swatches(config.class_names, config.palette) + "</div>"
+
+
+def class_swatches(names: Sequence[str], palette: Sequence[Color]) -> str:
+    """Class names beside their colours (the Studio's legend and the Teach tab's)."""
+    return "".join(
+        f'<span class="legend-item" style="display:inline-flex;align-items:center;margin:2px 10px 2px 0">'
+        f'<span style="display:inline-block;width:16px;height:16px;border:1px solid #888;margin-right:5px;'
+        f'background:{hex_color(color)}"></span>{escape(name)}</span>' for name, color in zip(names, palette))
 
 
 def model_info(engine: EditGANModel, name: str) -> str:
