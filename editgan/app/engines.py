@@ -56,11 +56,7 @@ class EngineRegistry:
                 # fetch LPIPS now, in the background: offline, the Hub's retries take ~20 s, which the first
                 # Edit would otherwise wait for
                 threading.Thread(target=lambda: engine.perceptual, name="lpips-warm-up", daemon=True).start()
-            with self._lock:
-                self._engines[key] = engine
-                while len(self._engines) > self._max_models:
-                    dropped, _ = self._engines.popitem(last=False)
-                    log.info("dropped model %s on %s (least recently used)", *dropped)
+            self._keep(key, engine)
             return engine
 
     def put(self, model_id: str | Path, engine: EditGANModel, device: str | None = None) -> str:
@@ -68,13 +64,17 @@ class EngineRegistry:
         ``model_id`` names so that it can be loaded again if it is dropped); replaces a model of that key. Returns
         the key."""
         key = (model_key(model_id), device or "auto")
+        self._keep(key, engine)
+        return key[0]
+
+    def _keep(self, key: tuple[str, str], engine: EditGANModel) -> None:
+        """``engine`` as the most recently used model of ``key``; the least recently used go beyond the bound."""
         with self._lock:
             self._engines[key] = engine
             self._engines.move_to_end(key)
             while len(self._engines) > self._max_models:
                 dropped, _ = self._engines.popitem(last=False)
                 log.info("dropped model %s on %s (least recently used)", *dropped)
-        return key[0]
 
     def loaded(self) -> list[tuple[str, str]]:
         with self._lock:
