@@ -223,8 +223,7 @@ def add_preset(folder: str | Path, vector: EditingVector) -> Path:
     folder's generator and classes; config.json is replaced in one rename. Returns the vector's file."""
     folder = Path(folder)
     config = read_config(folder)
-    n_latent = 2 * (config.generator.size.bit_length() - 1) - 2
-    vector.check_fits(n_latent, config.generator.style_dim, config.n_classes)
+    vector.check_fits(config.generator.n_latent, config.generator.style_dim, config.n_classes)
     path = vector.save(folder / "vectors" / f"{vector.name}.safetensors")
     os.chmod(path, _readable_mode())
     names = [p.name for p in config.presets]

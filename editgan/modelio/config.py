@@ -48,6 +48,11 @@ class GeneratorConfig:
                 "blur_kernel": tuple(self.blur_kernel), "lr_mlp": self.lr_mlp, "conv_clamp": self.conv_clamp,
                 "stored_mean_latent": self.stored_mean_latent}
 
+    @property
+    def n_latent(self) -> int:
+        """Rows of the generator's w+: 2·log2(size) − 2, as :class:`~editgan.networks.stylegan2.Generator` has."""
+        return 2 * (self.size.bit_length() - 1) - 2
+
     def widths(self) -> dict[int, int]:
         """Channels per resolution, 4 … size."""
         from editgan.networks.stylegan2 import default_channels
