@@ -135,3 +135,45 @@ def test_the_perceptual_loss_is_fetched_outside_the_turn(tiny_model_dir, monkeyp
         worker.join(30)
     assert len(outcomes) == 2 and len(fetches) == 2
     assert outcomes[0].perceptual == outcomes[1].perceptual
+
+
+IMPORTS_IN_TURNS = """
+import contextlib, sys
+import numpy as np
+import editgan
+
+engine = editgan.load()
+engine.perceptual  # as the studio does outside the turns (offline here: the pixel fallback)
+hold, imported = engine.turns.hold, set()
+
+@contextlib.contextmanager
+def watched_hold():
+    before = set(sys.modules)
+    with hold():
+        yield
+    imported.update(set(sys.modules) - before)
+
+engine.turns.hold = watched_hold
+picture = engine.sample_picture(3, 0.7)
+rendering = engine.segment(picture)
+preset = next(iter(engine.presets.values()))
+engine.apply_vectors(rendering.wplus, [(preset, 1.0)])
+painted = np.zeros(rendering.labels.shape, bool)
+painted[:16, :16] = True
+engine.edit(rendering.wplus, np.where(painted, 1, rendering.labels), painted, steps=2, original=rendering)
+engine.apply_vectors(rendering.wplus, [(preset, 1.0)], refine_steps=2)
+print(" ".join(sorted(imported)))
+"""
+
+
+def test_no_first_action_imports_modules_while_holding_the_device():
+    """A module imported inside a turn holds every visitor's turn that long: torch's first optimizer imports
+    torch._dynamo, over a second on a CPU, so the first edit of a studio stalled every sample and slider."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", IMPORTS_IN_TURNS], env=env, capture_output=True, text=True,
+                         check=True, timeout=300)
+    assert out.stdout.split() == []

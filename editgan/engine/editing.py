@@ -75,6 +75,15 @@ class OptimizationResult:
     extra: dict = field(default_factory=dict)
 
 
+def load_optimizer_modules() -> None:
+    """Run one step of a throwaway Adam optimizer. Torch's first optimizer imports ``torch._dynamo`` (over a
+    second on a CPU) and its first step a profiler module; a model does this while it loads, so that its first
+    edit does not, holding every visitor's device turn."""
+    parameter = torch.zeros(1, requires_grad=True)
+    parameter.grad = torch.ones(1)
+    torch.optim.Adam([parameter]).step()
+
+
 def render(generator: Generator, segmenter: Segmenter | None, wplus: torch.Tensor
            ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Image (N, 3, H, W) and label map (N, H, W), without gradients."""

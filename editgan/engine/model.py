@@ -147,6 +147,7 @@ class EditGANModel:
         self.presets = {v.name: v for v in presets}
         self.source = source
         self.mean_wplus = generator.to_wplus(self.generator.mean_latent()).detach()
+        editing.load_optimizer_modules()
         self.turns = DeviceTurns()
         """Callers in several threads take turns; long optimizations step aside between steps for waiting ones."""
         self._perceptual: PerceptualLoss | None = None
