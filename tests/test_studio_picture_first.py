@@ -2,6 +2,9 @@
 when the model's label map is slow (forced here on the tiny model); a fast one gets a single update."""
 from __future__ import annotations
 
+import contextlib
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from tiny_models import SIZE
@@ -94,10 +97,30 @@ def test_a_fast_label_map_comes_with_its_picture_in_one_update(tiny_model_dir):
     session, engine = studio.session(None)
     engine.sample(1)  # the engine has measured its label map
     assert engine.label_map_s < studio.picture_first_s
+    expected = engine.sample(5, 0.7)
+    slid = engine.apply_vector(expected.wplus, "redder", 1.0)
+    turns = count_turns(engine)
     (only,) = list(studio.sample(session, 5, 0.7))
-    shows(only, studio, engine.sample(5, 0.7))
+    shows(only, studio, expected)
+    # picture and map in one device turn: under load, a second turn would queue again behind every other visitor
+    assert turns.count == 1
     (only,) = list(studio.slide(session, 1.0, *[0.0] * 11))
-    assert only[studio.c.picture.labels] is not None
+    shows(only, studio, slid)
+    assert turns.count == 2
+
+
+def count_turns(engine) -> SimpleNamespace:
+    """Counts the engine's device turns from now on (``.count``)."""
+    turns = SimpleNamespace(count=0)
+    hold = engine.turns.hold
+
+    @contextlib.contextmanager
+    def counted():
+        turns.count += 1
+        with hold():
+            yield
+    engine.turns.hold = counted
+    return turns
 
 
 def test_a_newer_slide_cuts_short_the_label_map_of_an_older_one(studio, monkeypatch):

@@ -224,7 +224,7 @@ class Studio:
             out.update(self.slider_updates(session, engine))
         return out
 
-    def show(self, session: Session, engine: EditGANModel, shown: Picture | EditOutcome, message: str = "",
+    def show(self, session: Session, engine: EditGANModel, shown: Picture | Rendering, message: str = "",
              sliders: bool = True, extra: dict | None = None,
              superseded: Callable[[], bool] | None = None) -> Generator[dict, None, None]:
         """Yield the view of the session's new picture: when its label map is still to be computed and slow, first
@@ -233,7 +233,7 @@ class Studio:
         The map is given up (nothing more is yielded) once the session shows another latent or ``superseded``
         says so: a newer picture's turn on the device does not wait for an out-of-date map."""
         extra = extra or {}
-        pending = shown if isinstance(shown, Picture) else shown.pending
+        pending = shown if isinstance(shown, Picture) else getattr(shown, "pending", None)
         if pending is not None:
             if self.picture_first(engine):
                 yield {**self.picture_view(session, engine, pending, message, sliders), **extra}
@@ -251,6 +251,11 @@ class Studio:
     def picture_first(self, engine: EditGANModel) -> bool:
         """Whether a new picture is worth showing before its label map (see :data:`PICTURE_FIRST_S`)."""
         return engine.has_segmenter and (engine.label_map_s is None or engine.label_map_s >= self.picture_first_s)
+
+    def map_with_picture(self, engine: EditGANModel) -> bool:
+        """Whether a new picture's label map is computed in the picture's own device turn: yes when the picture is
+        not shown first (a quick map). Under load a second turn queues once more behind every waiting visitor."""
+        return not self.picture_first(engine)
 
     @staticmethod
     def editor_update(engine: EditGANModel, value: dict | None, with_brush: bool) -> gr.ImageEditor | dict | None:
@@ -389,9 +394,10 @@ class Studio:
     def _sample(self, state: Session | None, seed: int, truncation: float | None, extra: dict | None = None):
         session, engine = self.session(state)
         truncation = engine.config.truncation if truncation is None else float(truncation)
-        picture = engine.sample_picture(seed, truncation)
-        session.start(picture.wplus, f"sample (seed {seed}, truncation {truncation:g})")
-        yield from self.show(session, engine, picture, extra=extra)
+        sample = engine.sample(seed, truncation) if self.map_with_picture(engine) else \
+            engine.sample_picture(seed, truncation)
+        session.start(sample.wplus, f"sample (seed {seed}, truncation {truncation:g})")
+        yield from self.show(session, engine, sample, extra=extra)
 
     @guarded
     def random_sample(self, state: Session | None, truncation: float | None):
@@ -451,7 +457,7 @@ class Studio:
         outcome: EditOutcome = yield from self._optimize(
             self._key(request, session),
             lambda on_step, should_stop: engine.embed(picture, steps, on_step=on_step, should_stop=should_stop,
-                                                      label_map=False),
+                                                      label_map=self.map_with_picture(engine)),
             "Embedding the photo", progress,
             lambda p: f"Embedding {session.photo_name}: step {p.step} of {p.steps}, loss {p.loss:.4f}")
         session.start(outcome.wplus, f"photo {session.photo_name} (embedded, {len(outcome.losses)} steps)")
@@ -487,7 +493,7 @@ class Studio:
             self._key(request, session),
             lambda on_step, should_stop: engine.edit(session.current.wplus, wanted, painted, steps=steps, name="edit",
                                                      on_step=on_step, should_stop=should_stop, original=current,
-                                                     label_map=False),
+                                                     label_map=self.map_with_picture(engine)),
             "Editing", progress,
             lambda p: f"Editing: step {p.step} of {p.steps}, loss {p.loss:.4f} (Cancel keeps the best result so far)")
         if outcome.best_step == 0 and not outcome.cancelled:
@@ -514,14 +520,15 @@ class Studio:
     def _apply(self, session: Session, engine: EditGANModel, slots: Sequence[float | None], refine: int,
                on_step: Callable | None = None, should_stop: Callable | None = None
                ) -> tuple[EditOutcome, dict[str, float], list[int]]:
-        """The sliders' latent and its picture; its label map is left to :meth:`show` (``outcome.pending``). A
-        refinement starts from the kept rendering of the sliders' base when there is one (no label map again)."""
+        """The sliders' latent and its picture, with its label map when that is quick (:meth:`map_with_picture`),
+        else left to :meth:`show` (``outcome.pending``). A refinement starts from the kept rendering of the sliders'
+        base when there is one (no label map again)."""
         session.require_picture()
         values = session.values_from_slots(slots, engine.presets)
         pairs = session.combination(values, engine.presets)
         original = self.renders.get(session.model_id, session.current.base) if refine > 0 else None
         outcome = engine.apply_vectors(session.current.base, pairs, refine_steps=refine, on_step=on_step,
-                                       should_stop=should_stop, label_map=False,
+                                       should_stop=should_stop, label_map=self.map_with_picture(engine),
                                        original=original if original is not None and original.labels is not None
                                        else None)
         classes = sorted({c for v, _ in pairs for c in v.classes})
