@@ -19,7 +19,8 @@ from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy
 from editgan.app.renders import RenderCache
 from editgan.app.scratch import ScratchSpace
 from editgan.app.studio import Studio, user_error
-from editgan.app.teach_tab import Teach, teach_layout, wire_teach
+from editgan.app.teach_layout import teach_layout
+from editgan.app.teach_tab import Teach, wire_teach
 from editgan.assets import example_photos
 from editgan.modelio.hub import embedded_models
 
