@@ -499,3 +499,23 @@ def test_the_engine_registry_loads_each_model_once_and_retries_failures():
     registry.get("owner/b", "cpu")
     registry.get("owner/c", "cpu")
     assert registry.loaded() == [("owner/b", "cpu"), ("owner/c", "cpu")]  # least recently used dropped
+
+
+def test_models_made_in_the_process_go_before_the_models_the_operator_serves():
+    """A visitor of a public studio who teaches adds a model to the registry; it must not push out a served one."""
+    calls = []
+
+    def loader(model_id, device=None, progress=None):
+        calls.append(model_id)
+        return object()
+
+    registry = EngineRegistry(loader, max_models=2)
+    served = registry.get("owner/served", "cpu")
+    registry.put("taught-1", object(), "cpu")
+    registry.put("taught-2", object(), "cpu")  # over the bound: taught-1 goes, though served is older
+    assert registry.get("owner/served", "cpu") is served and calls == ["owner/served"]
+    assert [key for key, _ in registry.loaded()] == ["taught-2", "owner/served"]
+    registry.get("owner/other", "cpu")  # over the bound again: the taught one goes first
+    assert [key for key, _ in registry.loaded()] == ["owner/served", "owner/other"]
+    registry.get("owner/third", "cpu")  # only loaded ones left: the least recently used of them
+    assert [key for key, _ in registry.loaded()] == ["owner/other", "owner/third"]

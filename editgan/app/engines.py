@@ -2,7 +2,9 @@
 
 Models load lazily, on first use, and only once even when several requests ask at the same time (a lock per
 key; loading one model does not block requests for another). Failed loads are not cached: the next request tries
-again (the Hub may be back). The least recently used model is dropped beyond ``max_models``.
+again (the Hub may be back). Beyond ``max_models`` a model goes: the least recently used of those made in this
+process (taught ones, which visitors of a public studio can make as they please) first, so that they do not push
+out the models the operator serves; then the least recently used of all.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ class EngineRegistry:
         self._max_models = max_models
         self._engines: OrderedDict[tuple[str, str], EditGANModel] = OrderedDict()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._made_here: set[tuple[str, str]] = set()
+        """Keys of models given by :meth:`put`: dropped before loaded ones."""
         self._lock = threading.Lock()
 
     def get(self, model_id: str | Path | None, device: str | None = None,
@@ -64,17 +68,22 @@ class EngineRegistry:
         ``model_id`` names so that it can be loaded again if it is dropped); replaces a model of that key. Returns
         the key."""
         key = (model_key(model_id), device or "auto")
-        self._keep(key, engine)
+        self._keep(key, engine, made_here=True)
         return key[0]
 
-    def _keep(self, key: tuple[str, str], engine: EditGANModel) -> None:
-        """``engine`` as the most recently used model of ``key``; the least recently used go beyond the bound."""
+    def _keep(self, key: tuple[str, str], engine: EditGANModel, made_here: bool = False) -> None:
+        """``engine`` as the most recently used model of ``key``; beyond the bound, models go as the module says."""
         with self._lock:
             self._engines[key] = engine
             self._engines.move_to_end(key)
+            (self._made_here.add if made_here else self._made_here.discard)(key)
             while len(self._engines) > self._max_models:
-                dropped, _ = self._engines.popitem(last=False)
-                log.info("dropped model %s on %s (least recently used)", *dropped)
+                older = list(self._engines)[:-1]  # never the one just kept
+                dropped = next((k for k in older if k in self._made_here), older[0])
+                del self._engines[dropped]
+                kind = "made in this process" if dropped in self._made_here else "loaded"
+                self._made_here.discard(dropped)
+                log.info("dropped model %s on %s (the least recently used %s)", *dropped, kind)
 
     def loaded(self) -> list[tuple[str, str]]:
         with self._lock:
