@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "editgan"
-LEAVES = {"editgan.errors", "editgan.colors", "editgan.assets"}
+LEAVES = {"editgan.errors", "editgan.colors", "editgan.assets", "editgan.lru"}
 ALLOWED = {  # layer → the layers its modules may import (besides the leaves and itself)
     "networks": set(),
     "modelio": {"networks"},

@@ -1,6 +1,8 @@
 """The one check of a w+ latent that crosses the engine's edge (from a session, a file, an API call)."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 
@@ -24,3 +26,8 @@ def as_latent(wplus, shape: tuple[int, int] | None = None, error: type[Exception
     if not np.isfinite(w).all():
         raise error("the latent holds NaN or infinite values")
     return w
+
+
+def latent_key(wplus: np.ndarray) -> str:
+    """A name of a latent's exact values, for caches kept by latent."""
+    return hashlib.sha1(np.ascontiguousarray(wplus, dtype=np.float32).tobytes()).hexdigest()

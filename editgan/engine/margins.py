@@ -7,12 +7,11 @@ quarter of its label map's cost, is kept here when the rendering is made, so tha
 """
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
-
 import numpy as np
 import torch
+
+from editgan.engine.latents import latent_key
+from editgan.lru import LRUCache
 
 Rows = tuple[int, int]
 
@@ -27,41 +26,23 @@ def outside_rows(size: int, box: tuple[int, int, int, int]) -> list[Rows]:
     return rows + ([(top + height, size)] if top + height < size else [])
 
 
-def latent_key(wplus: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(wplus, dtype=np.float32).tobytes()).hexdigest()
-
-
 class MarginLabels:
     """The outside rows' labels of the latest ``capacity`` latents (a 512-px car: 64 KB each as uint8)."""
 
     def __init__(self, capacity: int = 64):
-        self.capacity = capacity
-        self._items: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._kept: LRUCache[str, list[torch.Tensor]] = LRUCache(capacity)
 
     def put(self, wplus: np.ndarray, canvas_labels: torch.Tensor, rows: list[Rows]) -> None:
         """Keep ``rows`` of a (H, W) canvas label map."""
-        if not rows or self.capacity <= 0:
+        if not rows:
             return
         small = torch.uint8 if int(canvas_labels.max()) < 256 else torch.int64
-        kept = [canvas_labels[first:stop].to("cpu", small) for first, stop in rows]
-        key = latent_key(wplus)
-        with self._lock:
-            self._items[key] = kept
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+        self._kept.put(latent_key(wplus), [canvas_labels[first:stop].to("cpu", small) for first, stop in rows])
 
     def get(self, wplus: np.ndarray) -> list[torch.Tensor] | None:
         """The kept rows (int64, on the CPU) in the order they were put, or None."""
-        key = latent_key(wplus)
-        with self._lock:
-            kept = self._items.get(key)
-            if kept is None:
-                return None
-            self._items.move_to_end(key)
-        return [rows.long() for rows in kept]
+        kept = self._kept.get(latent_key(wplus))
+        return None if kept is None else [rows.long() for rows in kept]
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._kept.clear()

@@ -21,14 +21,14 @@ prediction is the mean of the members' raw logits, as in EditGAN.
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from editgan.lru import LRUCache
 
 
 @dataclass(frozen=True)
@@ -641,31 +641,13 @@ class BandTaps:
     least recently used go when they hold more than ``max_bytes`` (estimated). Shared by the process's models."""
 
     def __init__(self, max_bytes: int = BAND_TAPS_BYTES):
-        self.max_bytes = max_bytes
-        self._taps: OrderedDict[tuple, tuple[PixelTaps, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
+        self._taps: LRUCache[tuple, PixelTaps] = LRUCache(max_bytes, _taps_bytes)
 
     def get(self, key: tuple, make: Callable[[], "PixelTaps"]) -> "PixelTaps":
-        with self._lock:
-            if key in self._taps:
-                self._taps.move_to_end(key)
-                return self._taps[key][0]
-        taps = make()  # outside the lock: two threads may make the same taps, equal ones
-        size = _taps_bytes(taps)
-        with self._lock:
-            if key not in self._taps and size <= self.max_bytes:
-                self._taps[key] = (taps, size)
-                self._bytes += size
-                while self._bytes > self.max_bytes:
-                    _, (_, dropped) = self._taps.popitem(last=False)
-                    self._bytes -= dropped
-        return taps
+        return self._taps.get_or_make(key, make)
 
     def clear(self) -> None:
-        with self._lock:
-            self._taps.clear()
-            self._bytes = 0
+        self._taps.clear()
 
     def __len__(self) -> int:
         return len(self._taps)
