@@ -103,6 +103,8 @@ class Teach:
         t = self.t
         draft = work.require_draft()
         k = views.canvas_scale(*draft.labels.shape)
+        # enlarged here, not by the page as the Studio's pictures are: a click on these fills, and Gradio (6.x) maps
+        # a click to image pixels with a display scale capped at 1, so on a picture the page enlarged it is wrong
         out = {t.state: work, t.editor: teach_views.canvas_value(draft.image, draft.labels, work.palette, k),
                t.picture: views.enlarge(draft.image, k),
                t.labels: teach_views.label_picture(draft.labels, work.palette, k),
