@@ -17,11 +17,14 @@ class LRUCache(Generic[K, V]):
     """At most ``max_size`` in all, each value counting ``size_of(value)`` (1 by default: a count of items).
 
     A value larger than ``max_size`` alone is not kept. Otherwise the newest value is always kept, the least
-    recently used (put or got) ones going until the rest fits."""
+    recently used (put or got) ones going until the rest fits. ``on_drop`` is called (outside the lock) with every
+    value the cache lets go of: dropped for room, replaced under its key, or refused as too large."""
 
-    def __init__(self, max_size: int, size_of: Callable[[V], int] = lambda value: 1):
+    def __init__(self, max_size: int, size_of: Callable[[V], int] = lambda value: 1,
+                 on_drop: Callable[[V], None] | None = None):
         self.max_size = max_size
         self._size_of = size_of
+        self._on_drop = on_drop
         self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
@@ -36,16 +39,34 @@ class LRUCache(Generic[K, V]):
 
     def put(self, key: K, value: V) -> None:
         size = self._size_of(value)
+        let_go: list[V] = []
         with self._lock:
             if key in self._items:
-                self._size -= self._items.pop(key)[1]
+                old, old_size = self._items.pop(key)
+                self._size -= old_size
+                if old is not value:
+                    let_go.append(old)
             if size > self.max_size:
-                return
-            self._items[key] = (value, size)
-            self._size += size
-            while self._size > self.max_size:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self._size -= dropped
+                let_go.append(value)
+            else:
+                self._items[key] = (value, size)
+                self._size += size
+                while self._size > self.max_size:
+                    _, (dropped, dropped_size) = self._items.popitem(last=False)
+                    self._size -= dropped_size
+                    let_go.append(dropped)
+        if self._on_drop is not None:
+            for dropped in let_go:
+                self._on_drop(dropped)
+
+    def discard(self, key: K, value: V | None = None) -> None:
+        """Forget ``key`` (only while it holds ``value``, when given); ``on_drop`` is not called: the caller is done
+        with the value."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None and (value is None or found[0] is value):
+                del self._items[key]
+                self._size -= found[1]
 
     def get_or_make(self, key: K, make: Callable[[], V]) -> V:
         """The kept value of ``key``, else ``make()``, kept. ``make`` runs outside the lock: two threads may make

@@ -61,3 +61,20 @@ def test_many_threads_keep_the_bound():
     for t in threads:
         t.join()
     assert len(cache) == 50 and cache.size == 50
+
+
+def test_on_drop_hears_of_every_value_let_go_and_discard_forgets_quietly():
+    dropped: list[str] = []
+    cache: LRUCache[str, str] = LRUCache(6, len, on_drop=dropped.append)
+    cache.put("a", "aa")
+    cache.put("b", "bb")
+    cache.put("a", "AA")  # replaced
+    cache.put("c", "ccc")  # b goes for room
+    cache.put("d", "ddddddd")  # too large: refused
+    assert dropped == ["aa", "bb", "ddddddd"] and cache.size == 5
+    cache.discard("a", "not the kept value")
+    assert cache.get("a") == "AA"
+    cache.discard("a", "AA")
+    cache.discard("c")
+    cache.discard("missing")
+    assert len(cache) == 0 and cache.size == 0 and dropped == ["aa", "bb", "ddddddd"]

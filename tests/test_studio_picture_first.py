@@ -184,3 +184,26 @@ def test_the_pages_slide_ends_with_its_picture_and_its_label_map_follows(studio)
     picture_only(studio.slide_picture(session, 0.5, *[0.0] * 11), studio, newer.image)
     shows(studio.slide_labels(session), studio, newer)
     assert studio.renders.get(session.model_id, engine.apply_vector(start, "redder", 1.0).wplus) is None
+
+
+def test_slides_left_without_their_label_map_keep_feature_maps_only_within_a_bound(studio):
+    """A visitor who never sends a slide's second event (a closed tab, an API client) must not leave the generator's
+    feature maps in its session: at most the bound is kept over all sessions; a map asked for later still comes."""
+    engine = studio.engine(studio.default_model)
+    first, second = studio.session(None)[0], studio.session(None)[0]
+    for session in (first, second):
+        list(studio.sample(session, 5, 0.7))
+    start = engine.sample(5, 0.7).wplus
+    studio.slide_picture(first, 1.5, *[0.0] * 11)
+    parked = studio.parked.get(first.files_owner)
+    assert parked is not None and parked.features is not None
+    studio.parked.max_size = parked.features_bytes  # room for one slide's feature maps
+    studio.slide_picture(second, 0.5, *[0.0] * 11)
+    assert parked.features is None, "the least recently parked let its feature maps go"
+    assert studio.parked.get(second.files_owner).features is not None
+    shows(studio.slide_labels(first), studio, engine.apply_vector(start, "redder", 1.5))  # drawn again
+    shows(studio.slide_labels(second), studio, engine.apply_vector(start, "redder", 0.5))
+    assert len(studio.parked) == 0 and studio.parked.size == 0  # a map computed is a slide no longer parked
+    studio.slide_picture(first, 1.0, *[0.0] * 11)
+    studio.slide_picture(first, 0.5, *[0.0] * 11)  # the older slide, superseded, is given up and forgotten
+    assert len(studio.parked) == 1

@@ -35,6 +35,7 @@ from editgan.engine.images import load_image, square_box
 from editgan.engine.labels import apply_paint
 from editgan.engine.model import EditGANModel, EditOutcome, Picture, Progress, Rendering
 from editgan.errors import EditGANError
+from editgan.lru import LRUCache
 from editgan.modelio.checkpoint import add_preset
 from editgan.modelio.picture_files import write_rendering
 from editgan.modelio.vectors import EditingVector
@@ -50,6 +51,9 @@ PICTURE_FIRST_S = 0.3
 soon as it is drawn, its label map following: a 512-px, 10-member map takes seconds on a CPU, the embedded 64-px
 model's milliseconds (one update for those)."""
 SEGMENTING = "Segmenting… the label map follows."
+PARKED_FEATURE_BYTES = 2**30
+"""At most this much of generator feature maps is kept, over all visitors, for slider pictures whose label map is
+the page's next event (:meth:`Studio.park`); a 512-px config-f picture's take about 250 MB."""
 
 
 # -- errors: every failure reaches the visitor as a sentence, never a stack trace -----------------------------------
@@ -147,6 +151,9 @@ class Studio:
         self.scratch = scratch or ScratchSpace()
         self.renders = renders or RenderCache()
         self.picture_first_s = PICTURE_FIRST_S
+        self.parked: LRUCache[str, Picture] = LRUCache(PARKED_FEATURE_BYTES, lambda p: p.features_bytes,
+                                                       on_drop=Picture.forget_features)
+        """Pictures of slides whose label map is still to come, by session (see :meth:`park`)."""
         self.model_choices = [value for _, value in (components.model.model.choices or [])]
         """The model list as the page was built with it; a session's own model (a taught one) joins it."""
 
@@ -541,10 +548,23 @@ class Studio:
         session.slides += 1
         slide = session.slides
         outcome, values, classes = self._apply(session, engine, slots, 0)
+        self.park(session, outcome.pending)
         moved = ", ".join(f"{engine.presets[n].display_name if n in engine.presets else n} {v:+g}"
                           for n, v in values.items() if v)
         session.record_sliders(outcome.wplus, values, classes, action=f"sliders ({moved or 'all at 0'})")
-        yield from self.show(session, engine, outcome, sliders=False, superseded=lambda: session.slides != slide)
+        try:
+            yield from self.show(session, engine, outcome, sliders=False, superseded=lambda: session.slides != slide)
+        finally:  # the map is in, given up, or will never be asked for (this generator closed)
+            self.parked.discard(session.files_owner, outcome.pending)
+
+    def park(self, session: Session, picture: Picture | None) -> None:
+        """A slide's picture keeps the generator's feature maps until its label map is computed, which in the page
+        is the next event (:meth:`slide_labels`): a visitor who never sends it (a closed tab, an API client) would
+        leave them in the session for its lifetime. So they are counted here: at most ``PARKED_FEATURE_BYTES`` over
+        all sessions, the session's older slide and then the least recently parked letting theirs go first (their
+        maps then draw them again)."""
+        if picture is not None and picture.features is not None:
+            self.parked.put(session.files_owner, picture)
 
     @guarded
     def slide_picture(self, state: Session | None, *slots: float | None) -> dict:

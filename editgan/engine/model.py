@@ -79,6 +79,15 @@ class Picture:
     """The generator's feature maps of this picture, kept until :meth:`EditGANModel.segment` reads them; None for
     a model without a segmentation branch (or once read: the map is then computed from the latent again)."""
 
+    def forget_features(self) -> None:
+        """Let the feature maps go (a 512-px config-f's take about 250 MB): :meth:`EditGANModel.segment` then draws
+        them again from the latent, the same map for one more generator pass."""
+        self.features = None
+
+    @property
+    def features_bytes(self) -> int:
+        return sum(f.numel() * f.element_size() for f in self.features) if self.features is not None else 0
+
 
 @dataclass
 class EditOutcome(Rendering):
