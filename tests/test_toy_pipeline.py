@@ -147,6 +147,22 @@ def test_evaluation_of_the_embedding_only(built, tmp_path):
         evaluate.main(["--model", str(built), "--edits", "wider_nose"])
 
 
+def test_evaluation_under_bf16_autocast_says_so(built, tmp_path, monkeypatch):
+    """``--bf16``: every optimization's forward runs under bf16 autocast, so that its cost in quality is measured."""
+    from editgan.engine import acceleration
+
+    wrapped = []
+    autocast_loss = acceleration.autocast_loss
+    monkeypatch.setattr(acceleration, "autocast_loss", lambda *a, **k: wrapped.append(1) or autocast_loss(*a, **k))
+    for flags, name in (([], "fp32.json"), (["--bf16"], "bf16.json")):
+        evaluate.main(["--model", str(built), "--faces", "1", "--embed-steps", "2", "--edits", "none", *flags,
+                       "--json", str(tmp_path / name)])
+        assert len(wrapped) == (1 if flags else 0)  # the one embedding of the one face
+    fp32, bf16 = (json.loads((tmp_path / name).read_text()) for name in ("fp32.json", "bf16.json"))
+    assert fp32["speed"]["bf16"] is False and bf16["speed"]["bf16"] is True
+    assert 0 <= bf16["embedding"]["miou"] <= 1
+
+
 def test_metrics():
     a = np.zeros((4, 4), int)
     b = a.copy()

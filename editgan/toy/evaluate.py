@@ -14,6 +14,7 @@ Timings of every step are recorded; a grid image shows before / painted / after 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from editgan.colors import colorize
+from editgan.engine.acceleration import SpeedOptions
 from editgan.engine.labels import class_ious, mean_iou, miou
 from editgan.engine.model import EditGANModel, EditOutcome
 from editgan.toy import faces
@@ -119,6 +121,7 @@ def summarize(rows: dict, timings: dict, model: EditGANModel, n_faces: int, embe
         "model": model.config.name, "faces": n_faces, "held_out_seeds": [HELD_OUT_SEED, HELD_OUT_SEED + n_faces - 1],
         "steps": {"embed": embed_steps, "edit": edit_steps, "refine": refine_steps},
         "perceptual_loss": model.perceptual.name,
+        "speed": dataclasses.asdict(model.speed),
         "embedding": {"psnr": _mean([r["psnr"] for r in rows["embed"]]),
                       "miou": _mean([r["miou"] for r in rows["embed"]]),
                       "class_iou": {name: _mean([r["class_iou"][c] for r in rows["embed"] if c in r["class_iou"]])
@@ -161,9 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--edits", default=None,
                         help="comma-separated preset edits to measure (default: all); 'none' measures only the "
                              "embedding (PSNR and label-map mIoU), e.g. to compare segmentation branches")
+    parser.add_argument("--bf16", action="store_true",
+                        help="run every optimization's forward under bf16 autocast (SpeedOptions(bf16=True)), to "
+                             "measure what it costs in quality against a run without it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     model = EditGANModel.load(args.model, device="cpu")
+    model.speed = SpeedOptions(bf16=args.bf16)
     edits = None if args.edits is None else [e for e in args.edits.split(",") if e and e != "none"]
     unknown = sorted(set(edits or []) - set(PRESETS))
     if unknown:
