@@ -91,6 +91,7 @@ def annotate(page, seed: int, fill_at: tuple[float, float]) -> None:
     src, _ = shown_image(page, "teach-labels")
     page.locator("#teach-brush-class input").click()
     page.get_by_role("option", name="wing", exact=True).click()
+    wait_until_updated(page, "teach-editor")  # the brush's new colour reaches the canvas before the fill's map
     click_image(page, "teach-picture", *fill_at)
     wait_for_text(page, "teach-status", "Filled")
     page.wait_for_function("([id, old]) => document.querySelector(`#${id} img`)?.getAttribute('src') !== old",
