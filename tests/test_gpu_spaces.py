@@ -1,10 +1,16 @@
-"""ZeroGPU: with the ``spaces`` package the model's callbacks run inside ``@spaces.GPU``; without it, plain calls."""
+"""ZeroGPU: with the ``spaces`` package the model's callbacks run inside ``@spaces.GPU``; without it, plain calls.
+Each asks for the GPU time its work needs: little for a quick action, by its step count for an optimization."""
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import types
 
+import gradio as gr
+import pytest
+
+from editgan.app import gpu
 from editgan.app.gpu import gpu_runner
 
 
@@ -17,28 +23,94 @@ def test_without_spaces_callbacks_are_plain_calls(monkeypatch):
     assert gpu_runner()(fn) is fn
 
 
-def test_with_spaces_every_model_callback_runs_inside_spaces_gpu(monkeypatch, tiny_model_dir):
-    wrapped: list[str] = []
+class FakeSpaces:
+    """``spaces.GPU`` as the package offers it: ``GPU(fn)`` (60 s) or ``GPU(duration=seconds or function)(fn)``; a
+    duration function is called with the call's own arguments. Records what each call asked for."""
 
-    def GPU(fn):  # noqa: N802 — the decorator's name in the spaces package
-        wrapped.append(fn.__name__)
+    def __init__(self):
+        self.wrapped: list[str] = []
+        self.asked: list[tuple[str, int]] = []
+
+    def GPU(self, fn=None, duration=60):  # noqa: N802 — the decorator's name in the spaces package
+        if fn is None:
+            return functools.partial(self.GPU, duration=duration)
+        self.wrapped.append(fn.__name__)
 
         @functools.wraps(fn)
         def run(*args, **kwargs):
+            self.asked.append((fn.__name__, duration(*args, **kwargs) if callable(duration) else duration))
             return fn(*args, **kwargs)
         return run
 
-    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=GPU))
+
+@pytest.fixture
+def spaces_demo(monkeypatch, tiny_model_dir):
+    fake = FakeSpaces()
+    monkeypatch.setitem(sys.modules, "spaces", fake)
     from editgan.app import build_demo
     from editgan.app.engines import EngineRegistry
 
     demo = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry())
+    return demo, fake
+
+
+def test_with_spaces_every_model_callback_runs_inside_spaces_gpu(spaces_demo):
+    demo, fake = spaces_demo
     model_work = {"start", "sample", "edit", "embed", "slide_picture", "slide_labels", "refine", "load_model",
-                  "apply_presets"}
-    assert model_work <= set(wrapped)
-    assert not {"undo", "redo", "export_session", "upload_photo"} & set(wrapped)  # no GPU for session-only work
+                  "apply_presets", "train"}
+    assert model_work <= set(fake.wrapped)
+    assert not {"undo", "redo", "export_session", "upload_photo"} & set(fake.wrapped)  # no GPU for session work
     studio = demo.studio
     session, _ = studio.session(None)
-    sample = next(fn for fn in demo.fns.values() if fn.api_name == "ui_sample")
-    out = list(sample.fn(session, 3, 0.7))[-1]  # the wrapped callback still works
+    out = call(demo, "ui_sample", session, 3, 0.7)  # the wrapped callback still works
     assert "sample (seed 3" in out[studio.c.picture.status]
+
+
+def call(demo, api_name: str, *args):
+    """An event's function called as Gradio calls it: positional inputs, then its own defaults; the last output."""
+    fn = next(f for f in demo.fns.values() if f.api_name == api_name).fn
+    out = fn(*args)
+    return list(out)[-1] if inspect.isgenerator(out) else out
+
+
+def test_quick_actions_ask_for_a_short_time_and_optimizations_for_their_steps(spaces_demo):
+    demo, fake = spaces_demo
+    session, engine = demo.studio.session(None)
+    call(demo, "ui_sample", session, 3, 0.7)
+    call(demo, "ui_slide", session, *[0.5] * len(demo.studio.c.vectors.sliders))
+    assert fake.asked == [("sample", gpu.QUICK_SECONDS), ("slide_picture", gpu.QUICK_SECONDS)]
+
+    fake.asked.clear()
+    size = engine.generator.size
+    for steps in (100, 2000):
+        with pytest.raises(gr.Error, match="paint"):  # nothing painted: the callback's own message, after the ask
+            call(demo, "ui_edit", session, None, steps)
+    assert fake.asked == [("edit", gpu.job_seconds(size, 100)), ("edit", gpu.job_seconds(size, 2000))]
+    assert gpu.QUICK_SECONDS < gpu.job_seconds(size, 100) < gpu.job_seconds(size, 2000)
+
+    fake.asked.clear()
+    refined = call(demo, "ui_refine", session, 10, *[0.5] * len(demo.studio.c.vectors.sliders))
+    assert "Refinement" in refined[demo.studio.c.picture.status]
+    with pytest.raises(gr.Error, match="steps"):  # a stranger's value: the default time asked, a clear message
+        call(demo, "ui_edit", session, None, "lots")
+    assert fake.asked == [("refine", gpu.job_seconds(size, 10)), ("edit", gpu.DEFAULT_SECONDS)]
+
+
+def test_teach_training_and_the_api_ask_for_their_time(spaces_demo, tmp_path):
+    demo, fake = spaces_demo
+    with pytest.raises(gr.Error):
+        call(demo, "ui_teach_train", None, None, 2, 3)  # nothing annotated yet
+    with pytest.raises(gr.Error):
+        call(demo, "edit", None, None, 250)
+    with pytest.raises(gr.Error):
+        call(demo, "apply_presets", None, None, 0)
+    size = demo.studio.session(None)[1].generator.size
+    assert fake.asked == [("train", gpu.TRAIN_SECONDS), ("edit", gpu.job_seconds(size, 250)),
+                          ("apply_presets", gpu.job_seconds(size, 0))]
+
+
+def test_the_time_asked_per_step_covers_what_an_h200_took_twice_over():
+    measured = {64: 0.0165, 256: 0.0272, 512: 0.0505, 1024: 0.1357}  # s per edit step, eager fp32 (gpu_notes.md)
+    for canvas, seconds in measured.items():
+        assert gpu.step_seconds(canvas) >= 2 * seconds
+    assert gpu.job_seconds(1024, 2000) <= gpu.MAX_SECONDS

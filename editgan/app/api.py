@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
+from editgan.app import gpu
 from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import LONG_JOBS, QUICK_JOBS
 from editgan.app.policy import Policy
@@ -74,6 +75,11 @@ class PublicApi:
 
     def engine(self) -> EditGANModel:
         return self.engines.get(self.model, self.device)
+
+    def gpu_seconds(self, steps: Any) -> int:
+        """The GPU time (ZeroGPU) an optimization of ``steps`` steps (0: none, a preset applied) asks for."""
+        steps = 0 if steps in (None, 0) else checked_steps(steps, "steps")
+        return gpu.job_seconds(self.engine().generator.size, steps)
 
     def _files(self, engine: EditGANModel, rendering: Rendering, info: dict[str, Any]) -> Files:
         folder = self.scratch.request_folder()
@@ -165,15 +171,19 @@ class PublicApi:
         return self._files(engine, engine.render(self._latent(engine, wplus)), {})
 
 
-def wire_public_api(api: PublicApi, c: ApiComponents, gpu: Callable[[Callable], Callable] = lambda fn: fn) -> None:
-    """The endpoints, API-only (no UI trigger); ``gpu`` wraps the ones that run the model (ZeroGPU)."""
-    def endpoint(fn, inputs, outputs, name, group):
-        gr.on([], gpu(fn), inputs, outputs, api_name=name, api_description=" ".join(fn.__doc__.split()), **group)
+def wire_public_api(api: PublicApi, c: ApiComponents, run_on_gpu: gpu.GpuRunner = lambda fn, seconds=None: fn) -> None:
+    """The endpoints, API-only (no UI trigger); ``run_on_gpu`` wraps the ones that run the model (ZeroGPU), each
+    asking for the GPU time its work needs."""
+    def endpoint(fn, inputs, outputs, name, group, seconds):
+        gr.on([], run_on_gpu(fn, seconds), inputs, outputs, api_name=name,
+              api_description=" ".join(fn.__doc__.split()), **group)
 
     files = [c.image, c.labels, c.wplus_out, c.info]
-    endpoint(api.sample, [c.seed, c.truncation], files, "sample", QUICK_JOBS)
-    endpoint(api.embed, [c.photo, c.steps], files, "embed", LONG_JOBS)
+    endpoint(api.sample, [c.seed, c.truncation], files, "sample", QUICK_JOBS, gpu.QUICK_SECONDS)
+    endpoint(api.embed, [c.photo, c.steps], files, "embed", LONG_JOBS,
+             lambda photo, steps=100: api.gpu_seconds(steps))
     endpoint(api.edit, [c.wplus, c.label_map, c.steps], [c.image, c.labels, c.wplus_out, c.vector, c.info], "edit",
-             LONG_JOBS)
-    endpoint(api.apply_presets, [c.wplus, c.scales, c.refine_steps], files, "apply_presets", LONG_JOBS)
-    endpoint(api.export, [c.wplus], files, "export", QUICK_JOBS)
+             LONG_JOBS, lambda wplus, label_map, steps=100: api.gpu_seconds(steps))
+    endpoint(api.apply_presets, [c.wplus, c.scales, c.refine_steps], files, "apply_presets", LONG_JOBS,
+             lambda wplus, scales, refine_steps=0: api.gpu_seconds(refine_steps))
+    endpoint(api.export, [c.wplus], files, "export", QUICK_JOBS, gpu.QUICK_SECONDS)

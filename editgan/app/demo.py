@@ -7,13 +7,14 @@ tab (:mod:`.teach_tab`) and the public API (:mod:`.api`).
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import gradio as gr
 
 from editgan.app.api import PublicApi, api_components, wire_public_api
 from editgan.app.components import PAGE_CSS, Components, studio_layout
 from editgan.app.engines import ENGINES, EngineRegistry, model_key
-from editgan.app.gpu import gpu_runner
+from editgan.app.gpu import QUICK_SECONDS, gpu_runner
 from editgan.app.jobs import LABEL_JOBS, LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
 from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy, offered_models
 from editgan.app.renders import RenderCache
@@ -98,38 +99,46 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> list:
     long, quick, session = {**LONG_JOBS, **shown}, {**QUICK_JOBS, **shown}, {**SESSION_JOBS, **shown}
     gpu = gpu_runner()  # model work inside @spaces.GPU on a ZeroGPU Space; a plain call elsewhere
 
-    demo.load(gpu(studio.start), [c.state], model_outputs, api_name="ui_start", **quick)
+    def on_gpu(fn: Callable, steps_at: int | None = None) -> Callable:
+        """``fn`` run on the GPU asking for a quick action's time, or, for an optimization, what the step count
+        (``fn``'s argument number ``steps_at``; the session is number 0) needs on the session's model."""
+        if steps_at is None:
+            return gpu(fn, QUICK_SECONDS)
+        return gpu(fn, lambda *args, **_: studio.gpu_seconds(args[0], args[steps_at]))
+
+    demo.load(on_gpu(studio.start), [c.state], model_outputs, api_name="ui_start", **quick)
     c.model.load.click(gpu(studio.load_model), [c.model.model, c.state], model_outputs, api_name="ui_load_model",
                        **LOADS, **shown)
     s = c.sample
-    s.sample.click(gpu(studio.sample), [c.state, s.seed, s.truncation], view, api_name="ui_sample", **quick)
-    s.dice.click(gpu(studio.random_sample), [c.state, s.truncation], [*view, s.seed], api_name="ui_random_sample",
+    s.sample.click(on_gpu(studio.sample), [c.state, s.seed, s.truncation], view, api_name="ui_sample", **quick)
+    s.dice.click(on_gpu(studio.random_sample), [c.state, s.truncation], [*view, s.seed], api_name="ui_random_sample",
                  **quick)
-    s.examples.click(gpu(studio.example_seed), [c.state, s.examples, s.truncation], [*view, s.seed],
+    s.examples.click(on_gpu(studio.example_seed), [c.state, s.examples, s.truncation], [*view, s.seed],
                      api_name="ui_example_seed", **quick)
     p.upload.upload(studio.upload_photo, [c.state, p.upload], photo_outputs, api_name="ui_upload_photo", **session)
     gr.on([p.crop_size.input, p.crop_x.input, p.crop_y.input], studio.crop_preview,
           [c.state, p.crop_size, p.crop_x, p.crop_y], [p.crop_preview], api_name="ui_crop_preview",
           trigger_mode="always_last", show_progress="hidden", **SESSION_JOBS, **UI_EVENT)
-    p.embed.click(gpu(studio.embed), [c.state, p.crop_size, p.crop_x, p.crop_y, p.steps], [*view, p.crop_preview],
-                  api_name="ui_embed", **long)
-    p.examples.click(gpu(studio.example_photo), [c.state, p.examples, p.steps], [*view, *photo_outputs[2:], p.upload],
-                     api_name="ui_example_photo", **long)
+    p.embed.click(on_gpu(studio.embed, steps_at=4), [c.state, p.crop_size, p.crop_x, p.crop_y, p.steps],
+                  [*view, p.crop_preview], api_name="ui_embed", **long)
+    p.examples.click(on_gpu(studio.example_photo, steps_at=2), [c.state, p.examples, p.steps],
+                     [*view, *photo_outputs[2:], p.upload], api_name="ui_example_photo", **long)
     e = c.paint
     e.brush_class.input(studio.pick_brush_class, [c.state, e.brush_class], [e.editor], api_name="ui_brush_class",
                         show_progress="hidden", **SESSION_JOBS, **UI_EVENT)
     gr.on([e.steps.release, p.steps.release], studio.steps_typed, None, None, api_name="ui_steps_typed",
           show_progress="hidden", **SESSION_JOBS, **UI_EVENT)
-    e.edit.click(gpu(studio.edit), [c.state, e.editor, e.steps], view, api_name="ui_edit", **long)
+    e.edit.click(on_gpu(studio.edit, steps_at=2), [c.state, e.editor, e.steps], view, api_name="ui_edit", **long)
     e.cancel.click(studio.cancel, None, [e.cancel_reply], api_name="ui_cancel", concurrency_id="cancel",
                    concurrency_limit=None, show_progress="hidden", **UI_EVENT)
     v = c.vectors
     # the picture ends the event, so the next value of a dragged slider is not held back behind this one's label map
-    gr.on([slider.input for slider in v.sliders], gpu(studio.slide_picture), [c.state, *v.sliders], view,
+    gr.on([slider.input for slider in v.sliders], on_gpu(studio.slide_picture), [c.state, *v.sliders], view,
           api_name="ui_slide", trigger_mode="always_last", show_progress="hidden", **QUICK_JOBS, **UI_EVENT
-          ).success(gpu(studio.slide_labels), [c.state], view, api_name="ui_slide_labels", trigger_mode="always_last",
-                 show_progress="hidden", **LABEL_JOBS, **UI_EVENT)
-    v.refine.click(gpu(studio.refine), [c.state, v.refine_steps, *v.sliders], view, api_name="ui_refine", **long)
+          ).success(on_gpu(studio.slide_labels), [c.state], view, api_name="ui_slide_labels",
+                    trigger_mode="always_last", show_progress="hidden", **LABEL_JOBS, **UI_EVENT)
+    v.refine.click(on_gpu(studio.refine, steps_at=1), [c.state, v.refine_steps, *v.sliders], view,
+                   api_name="ui_refine", **long)
     v.save.click(studio.save_vector, [c.state, v.name], [*view, v.saved_file], api_name="ui_save_vector", **session)
     v.upload.upload(studio.upload_vector, [c.state, v.upload], view, api_name="ui_upload_vector", **session)
     r = c.preset

@@ -1,16 +1,73 @@
 """Hugging Face ZeroGPU: on a Space whose hardware is ZeroGPU, a GPU is attached only while a function decorated
 with ``@spaces.GPU`` runs. The studio wraps every callback that runs the model that way when the ``spaces`` package
-is installed (it is on Spaces), and leaves them as they are everywhere else."""
+is installed (it is on Spaces), and leaves them as they are everywhere else.
+
+A call may hold the GPU for as long as its decorator asked (60 s unless told; ZeroGPU stops it after that), and
+shorter requests are scheduled sooner. So quick actions ask for little, and an optimization asks for what its step
+count needs on the model's canvas (a function of the call's arguments, which ``spaces.GPU`` accepts as
+``duration``), from the engine's times measured on an H200 with a margin for slower cards.
+"""
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+import logging
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SECONDS = 60
+"""ZeroGPU's own default, asked for loading a model, importing annotations and saving a taught model."""
+QUICK_SECONDS = 20
+"""A sample, a slider's picture or label map, a Teach sample: well under a second on a GPU at 512 px."""
+JOB_BASE_SECONDS = 30
+"""What an optimization needs beside its steps: the renderings before and after, the perceptual loss's set-up."""
+TRAIN_SECONDS = 300
+"""A Teach training run: rendering the samples' features, then members × epochs over their labelled pixels and the
+held-out check (the public limits, 4 members × 20 epochs × 32 samples, keep it well inside this)."""
+MAX_SECONDS = 900
+"""The most an optimization asks for (2000 steps at 1024 px); ZeroGPU's own limit for the Space's visitors
+applies on top."""
 
 
-def gpu_runner() -> Callable[[Callable], Callable]:
-    """``spaces.GPU`` when the ``spaces`` package is importable, else the identity."""
+def step_seconds(canvas: int) -> float:
+    """Time asked for one optimization step on a ``canvas``-px generator. An H200 took 17, 27, 51 and 136 ms a
+    step at 64, 256, 512 and 1024 px (eager fp32, 2026-12-04); this asks for 2.2 to 3 times that."""
+    return 0.05 + 0.25 * (canvas / 1024) ** 2
+
+
+def job_seconds(canvas: int, steps: int) -> int:
+    """Time asked for an edit, embedding or refinement of ``steps`` steps on a ``canvas``-px generator."""
+    return min(MAX_SECONDS, round(JOB_BASE_SECONDS + steps * step_seconds(canvas)))
+
+
+def never_failing(seconds: Callable[..., int], fallback: int = DEFAULT_SECONDS) -> Callable[..., int]:
+    """``seconds`` guarded: it runs before the callback (and its clear error messages), on a stranger's arguments,
+    so whatever it cannot read asks for ``fallback`` and the callback itself then says what is wrong (at once: the
+    same arguments fail its checks)."""
+    def guarded(*args: Any, **kwargs: Any) -> int:
+        try:
+            return int(seconds(*args, **kwargs))
+        except Exception:  # noqa: BLE001 — any bad argument: the callback reports it
+            log.debug("GPU time of a call with unreadable arguments: asking for %s s", fallback, exc_info=True)
+            return fallback
+    return guarded
+
+
+GpuRunner = Callable[..., Callable]
+"""``gpu(fn)`` or ``gpu(fn, seconds)``: ``fn`` run inside ``@spaces.GPU``, asking for ``seconds`` (a number, or a
+function of ``fn``'s arguments; :data:`DEFAULT_SECONDS` when omitted)."""
+
+
+def gpu_runner() -> GpuRunner:
+    """``spaces.GPU`` (with a duration when one is given) when the ``spaces`` package is importable, else a runner
+    that leaves every function as it is."""
     try:
         spaces = importlib.import_module("spaces")
     except ImportError:
-        return lambda fn: fn
-    return spaces.GPU
+        return lambda fn, seconds=None: fn
+
+    def run_on_gpu(fn: Callable, seconds: int | Callable[..., int] | None = None) -> Callable:
+        if seconds is None:
+            return spaces.GPU(fn)
+        return spaces.GPU(duration=seconds if isinstance(seconds, int) else never_failing(seconds))(fn)
+    return run_on_gpu

@@ -20,7 +20,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from editgan.app import views
+from editgan.app import gpu, views
 from editgan.app.components import FIRST_SEED, REFINE_CHOICES, Components, brush, class_choices, default_class, eraser
 from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import CancelFlags, run_cancellable
@@ -164,6 +164,11 @@ class Studio:
     def session(self, state: Session | None) -> tuple[Session, EditGANModel]:
         session = state if isinstance(state, Session) else Session(self.default_model)
         return session, self.engine(session.model_id)
+
+    def gpu_seconds(self, state: Session | None, steps: Any) -> int:
+        """The GPU time (ZeroGPU) an optimization of ``steps`` steps asks for on the session's model."""
+        _, engine = self.session(state)
+        return gpu.job_seconds(engine.generator.size, checked_steps(steps, "steps"))
 
     def rendering(self, session: Session, engine: EditGANModel, wplus: np.ndarray) -> Rendering:
         """The picture of ``wplus``: from the render cache, else drawn (in a device turn) and kept."""

@@ -22,6 +22,7 @@ import numpy as np
 from editgan.app import teach_views, views
 from editgan.app.components import Components, brush_size
 from editgan.app.engines import model_key
+from editgan.app.gpu import QUICK_SECONDS, TRAIN_SECONDS, GpuRunner
 from editgan.app.jobs import LONG_JOBS, QUICK_JOBS, SESSION_JOBS, CancelFlags, run_cancellable
 from editgan.app.paint import decode_canvas
 from editgan.app.studio import Studio, checked_seed, checked_whole, guarded
@@ -390,7 +391,7 @@ def _folder_name(model: EditGANModel) -> str:
     return name[:64]
 
 
-def wire_teach(teach: Teach, studio_c: Components, model_outputs: list, gpu: Callable) -> None:
+def wire_teach(teach: Teach, studio_c: Components, model_outputs: list, gpu: GpuRunner) -> None:
     """The tab's events. Training is a long job; the rest are quick or session work."""
     t, s = teach.t, studio_c.state
     quick, session, long = ({**QUICK_JOBS, **UI_EVENT}, {**SESSION_JOBS, **UI_EVENT}, {**LONG_JOBS, **UI_EVENT})
@@ -404,22 +405,22 @@ def wire_teach(teach: Teach, studio_c: Components, model_outputs: list, gpu: Cal
                           **session)
     t.brush_class.input(teach.pick_class, [t.state, s, t.brush_class], [t.editor], api_name="ui_teach_brush",
                         show_progress="hidden", **session)
-    t.sample.click(gpu(teach.sample), [t.state, s, t.seed, t.truncation], [*draft, t.seed],
+    t.sample.click(gpu(teach.sample, QUICK_SECONDS), [t.state, s, t.seed, t.truncation], [*draft, t.seed],
                    api_name="ui_teach_sample", **quick)
-    t.next_seed.click(gpu(teach.next_sample), [t.state, s, t.seed, t.truncation], [*draft, t.seed],
+    t.next_seed.click(gpu(teach.next_sample, QUICK_SECONDS), [t.state, s, t.seed, t.truncation], [*draft, t.seed],
                       api_name="ui_teach_next", **quick)
     fill_inputs = [t.state, t.editor, t.brush_class, t.tolerance]
     t.picture.select(teach.fill_picture, fill_inputs, draft, api_name="ui_teach_fill_picture", **session)
     t.labels.select(teach.fill_labels, fill_inputs, draft, api_name="ui_teach_fill_labels", **session)
     t.keep.click(teach.keep, [t.state, t.editor], [*draft, t.samples, t.sample_key], api_name="ui_teach_keep",
                  **session)
-    t.open.click(gpu(teach.open_sample), [t.state, s, t.sample_key], [*draft, t.seed], api_name="ui_teach_open",
-                 **quick)
+    t.open.click(gpu(teach.open_sample, QUICK_SECONDS), [t.state, s, t.sample_key], [*draft, t.seed],
+                 api_name="ui_teach_open", **quick)
     t.delete.click(teach.delete_sample, [t.state, t.sample_key], [t.state, t.status, t.samples, t.sample_key],
                    api_name="ui_teach_delete", **session)
     t.upload.upload(gpu(teach.import_files), [t.state, s, t.upload], classes, api_name="ui_teach_import", **quick)
     t.export.click(teach.export, [t.state], [t.download, t.status], api_name="ui_teach_export", **session)
-    t.train.click(gpu(teach.train), [t.state, s, t.members, t.epochs],
+    t.train.click(gpu(teach.train, TRAIN_SECONDS), [t.state, s, t.members, t.epochs],
                   [t.state, t.status, t.preview, t.report, *model_outputs], api_name="ui_teach_train",
                   show_progress_on=[t.status], **long)
     t.cancel.click(teach.cancel, None, None, api_name="ui_teach_cancel", concurrency_id="teach-cancel",
