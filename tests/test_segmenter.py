@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from editgan.networks.segmenter import InterpolationMatrix, Segmenter, SegmenterConfig
+from editgan.networks.pixel_taps import InterpolationMatrix
+from editgan.networks.segmenter import Segmenter, SegmenterConfig
 from editgan.networks.stylegan2 import Generator
 from editgan.teach.training import SegmenterTrainingOptions, train_segmenter
 
@@ -295,9 +296,10 @@ def test_member_logits_are_each_members_own_and_average_to_the_ensemble(training
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
 def test_the_banded_paths_taps_are_kept_for_the_next_map_bitwise(mode, monkeypatch):
     from editgan.networks import segmenter as module
+    from editgan.networks.pixel_taps import BandTaps
 
     seg, feats = random_segmenter_and_features(mode, n_classes=5)
-    monkeypatch.setattr(module, "BAND_TAPS", module.BandTaps())
+    monkeypatch.setattr(module, "BAND_TAPS", BandTaps())
     built: list[int] = []
     sparse = torch.sparse_coo_tensor
 
@@ -323,7 +325,7 @@ def test_the_banded_paths_taps_are_kept_for_the_next_map_bitwise(mode, monkeypat
 
 
 def test_the_band_taps_cache_keeps_within_its_bound():
-    from editgan.networks.segmenter import BandTaps, PixelTaps
+    from editgan.networks.pixel_taps import BandTaps, PixelTaps
 
     def taps(n: int) -> PixelTaps:
         return PixelTaps({(4, 4): torch.arange(n)}, None)

@@ -15,7 +15,8 @@ import editgan
 from editgan.cli import main
 from editgan.engine.model import EditGANModel
 from editgan.errors import TeachCancelled, TeachError
-from editgan.networks.segmenter import Segmenter, SegmenterConfig, upsample_to
+from editgan.networks.pixel_taps import upsample_to
+from editgan.networks.segmenter import Segmenter, SegmenterConfig
 from editgan.teach.annotations import AnnotationSet, write_annotations
 from editgan.teach.branch import TeachOptions, save_taught_model, teach_branch
 from editgan.teach.training import (

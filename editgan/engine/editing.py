@@ -17,7 +17,8 @@ from editgan.engine import acceleration
 from editgan.engine.acceleration import SpeedOptions, StaticLoss
 from editgan.engine.labels import region_of_interest
 from editgan.networks.lpips import PerceptualLoss, PixelMSELoss
-from editgan.networks.segmenter import PixelTaps, Segmenter
+from editgan.networks.pixel_taps import PixelTaps
+from editgan.networks.segmenter import Segmenter
 from editgan.networks.stylegan2 import Generator
 
 

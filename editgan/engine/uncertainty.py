@@ -16,7 +16,8 @@ from typing import Literal
 
 import torch
 
-from editgan.networks.segmenter import Segmenter, pixel_bands
+from editgan.networks.pixel_taps import pixel_bands
+from editgan.networks.segmenter import Segmenter
 
 Measure = Literal["disagreement", "entropy"]
 

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from editgan.errors import TeachCancelled
-from editgan.networks.segmenter import Segmenter, SegmenterConfig, bilinear_taps, tap_corners
+from editgan.networks.pixel_taps import bilinear_taps, tap_corners
+from editgan.networks.segmenter import Segmenter, SegmenterConfig
 from editgan.networks.stylegan2 import Generator
 
 log = logging.getLogger(__name__)
