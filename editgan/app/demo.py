@@ -19,7 +19,8 @@ from editgan.app.jobs import LABEL_JOBS, LOADS, LONG_JOBS, QUICK_JOBS, SESSION_J
 from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy, offered_models
 from editgan.app.renders import RenderCache
 from editgan.app.scratch import ScratchSpace
-from editgan.app.studio import Studio, user_error
+from editgan.app.checks import user_error
+from editgan.app.studio import Studio
 from editgan.app.teach_layout import teach_layout
 from editgan.app.teach_tab import Teach, wire_teach
 from editgan.assets import example_photos

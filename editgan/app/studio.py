@@ -3,15 +3,12 @@
 Callbacks are thin. The visitor's :class:`~editgan.app.session.Session` (kept in ``gr.State``: latents, history,
 the visitor's own vectors; never a network) holds the state; the model comes from the process-wide engine
 registry; paint is decoded by :mod:`editgan.app.paint`, pictures are prepared by :mod:`editgan.app.views`, files are
-written by :mod:`editgan.modelio.picture_files`. Long actions run through :func:`editgan.app.jobs.run_cancellable`.
+written by :mod:`editgan.modelio.picture_files`. Long actions run through :func:`editgan.app.jobs.run_cancellable`;
+the values a visitor sends are checked, and every failure turned into one line, by :mod:`editgan.app.checks`.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
-import logging
-import math
 import random
 from pathlib import Path
 from typing import Any, Callable, Generator, Sequence
@@ -21,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from editgan.app import gpu, views
+from editgan.app.checks import checked_fraction, checked_number, checked_seed, checked_steps, guarded, user_error
 from editgan.app.components import FIRST_SEED, REFINE_CHOICES, Components, brush, class_choices, default_class, eraser
 from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import CancelFlags, run_cancellable
@@ -40,12 +38,9 @@ from editgan.modelio.checkpoint import add_preset
 from editgan.modelio.picture_files import write_rendering
 from editgan.modelio.vectors import EditingVector
 
-log = logging.getLogger(__name__)
-
 PHOTO_SIDE = 1024
 """Uploaded photos are kept at most this large (longest side) for cropping and embedding."""
 MAX_VECTOR_BYTES = 64 * 2**20
-MAX_STEPS = 2000
 PICTURE_FIRST_S = 0.3
 """A model whose label map takes longer than this (its latest, as the engine measured it) shows each new picture as
 soon as it is drawn, its label map following: a 512-px, 10-member map takes seconds on a CPU, the embedded 64-px
@@ -54,86 +49,6 @@ SEGMENTING = "Segmenting… the label map follows."
 PARKED_FEATURE_BYTES = 2**30
 """At most this much of generator feature maps is kept, over all visitors, for slider pictures whose label map is
 the page's next event (:meth:`Studio.park`); a 512-px config-f picture's take about 250 MB."""
-
-
-# -- errors: every failure reaches the visitor as a sentence, never a stack trace -----------------------------------
-def user_error(e: Exception, policy: Policy | None = None) -> gr.Error:
-    """One line for the visitor: the message of an error they caused (scrubbed of server paths in public mode), or
-    a plain sentence for a bug, which is logged with its stack trace."""
-    if isinstance(e, gr.Error):
-        return e
-    if isinstance(e, (ValueError, EditGANError)):  # ImageError, VectorError, SessionError, ModelLoadError, ...
-        text = " ".join(str(e).split()) or type(e).__name__
-        text = policy.scrub(text) if policy is not None else text
-        return gr.Error(text[:1].upper() + text[1:], print_exception=False)
-    log.exception("unexpected error in a callback")
-    return gr.Error(f"Something went wrong on the server ({type(e).__name__}); your picture and its history are "
-                    f"unchanged. Try again, or reload the page.", print_exception=False)
-
-
-def guarded(fn: Callable) -> Callable:
-    """Turn any exception of a callback (plain or generator) into a gr.Error with a useful message. Methods of an
-    object with a ``policy`` get their messages scrubbed by it."""
-    def error(args: tuple, e: Exception) -> gr.Error:
-        return user_error(e, getattr(args[0], "policy", None) if args else None)
-
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def generator(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except Exception as e:
-                raise error(args, e) from e
-        return generator
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as e:
-            raise error(args, e) from e
-    return call
-
-
-# -- checks of the values a visitor sends ------------------------------------------------------------------------
-def checked_whole(value: Any, what: str, low: int, high: int) -> int:
-    """A whole number from ``low`` to ``high`` (a float that is whole is fine: pages send numbers as floats)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a whole number, got {value!r}") from None
-    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
-        raise ValueError(f"{what} must be a whole number from {low} to {high}, got {value!r}")
-    return int(number)
-
-
-def checked_seed(value: Any) -> int:
-    return checked_whole(value, "the seed", 0, 2**31 - 1)
-
-
-def checked_steps(value: Any, what: str, limit: int = MAX_STEPS) -> int:
-    return checked_whole(value, what, 1, limit)
-
-
-def checked_number(value: Any, what: str, limit: float = 100.0) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or abs(number) > limit:
-        raise ValueError(f"{what} must be a number from {-limit:g} to {limit:g}, got {value!r}")
-    return number
-
-
-def checked_fraction(percent: Any, default: float) -> float:
-    value = default if percent is None else percent
-    try:
-        fraction = float(value) / 100
-    except (TypeError, ValueError):
-        raise ValueError(f"crop values are percentages, got {percent!r}") from None
-    if not math.isfinite(fraction):
-        raise ValueError(f"crop values are percentages, got {percent!r}")
-    return fraction
 
 
 class Studio:

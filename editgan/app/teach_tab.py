@@ -25,7 +25,8 @@ from editgan.app.engines import model_key
 from editgan.app.gpu import QUICK_SECONDS, TRAIN_SECONDS, GpuRunner
 from editgan.app.jobs import LONG_JOBS, QUICK_JOBS, SESSION_JOBS, CancelFlags, run_cancellable
 from editgan.app.paint import decode_canvas
-from editgan.app.studio import Studio, checked_seed, checked_whole, guarded
+from editgan.app.checks import checked_seed, checked_whole, guarded
+from editgan.app.studio import Studio
 from editgan.app.teach_files import pack_folder, unpack_upload
 from editgan.app.teach_layout import LIMITS, PUBLIC_LIMITS, TeachTab
 from editgan.app.teach_work import Draft, TeachWork
