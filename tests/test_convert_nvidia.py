@@ -251,7 +251,7 @@ def test_a_pickle_cannot_change_the_loaders_classes(tmp_path):
     path.write_bytes(b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x05\x00\x00\x00_funcK\x01s\x86b.")
     with pytest.raises(NvidiaPickleError, match="tries to change a function"):
         read_pickle(path)
-    from editgan.modelio.convert import nvidia as nvidia_pickle
+    from editgan.modelio.convert import nvidia_pickle
     assert nvidia_pickle.EasyDict.items is dict.items
 
 
