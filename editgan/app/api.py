@@ -21,11 +21,11 @@ from typing import Any
 import gradio as gr
 
 from editgan.app import gpu
+from editgan.app.checks import checked_seed, checked_steps, guarded
 from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import LONG_JOBS, QUICK_JOBS
 from editgan.app.policy import Policy
 from editgan.app.scratch import ScratchSpace
-from editgan.app.checks import checked_seed, checked_steps, guarded
 from editgan.engine.latents import as_latent
 from editgan.engine.model import EditGANModel, EditOutcome, Rendering
 from editgan.modelio.picture_files import read_label_map, read_latent, write_rendering
