@@ -95,7 +95,7 @@ def test_quick_actions_ask_for_a_short_time_and_optimizations_for_their_steps(sp
     assert fake.asked == [("refine", gpu.job_seconds(size, 10)), ("edit", gpu.DEFAULT_SECONDS)]
 
 
-def test_teach_training_and_the_api_ask_for_their_time(spaces_demo, tmp_path):
+def test_teach_training_and_the_api_ask_for_their_time(spaces_demo):
     demo, fake = spaces_demo
     with pytest.raises(gr.Error):
         call(demo, "ui_teach_train", None, None, 2, 3)  # nothing annotated yet

@@ -171,7 +171,7 @@ class PublicApi:
         return self._files(engine, engine.render(self._latent(engine, wplus)), {})
 
 
-def wire_public_api(api: PublicApi, c: ApiComponents, run_on_gpu: gpu.GpuRunner = lambda fn, seconds=None: fn) -> None:
+def wire_public_api(api: PublicApi, c: ApiComponents, run_on_gpu: gpu.GpuRunner) -> None:
     """The endpoints, API-only (no UI trigger); ``run_on_gpu`` wraps the ones that run the model (ZeroGPU), each
     asking for the GPU time its work needs."""
     def endpoint(fn, inputs, outputs, name, group, seconds):

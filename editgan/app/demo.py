@@ -14,7 +14,7 @@ import gradio as gr
 from editgan.app.api import PublicApi, api_components, wire_public_api
 from editgan.app.components import PAGE_CSS, Components, studio_layout
 from editgan.app.engines import ENGINES, EngineRegistry, model_key
-from editgan.app.gpu import QUICK_SECONDS, gpu_runner
+from editgan.app.gpu import QUICK_SECONDS, GpuRunner, gpu_runner
 from editgan.app.jobs import LABEL_JOBS, LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
 from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy, offered_models
 from editgan.app.renders import RenderCache
@@ -77,9 +77,10 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
             t = teach_layout(engine, public, teach_state)
         studio = Studio(c, engines, default_model, device, scratch, RenderCache(), policy)
         teach = Teach(t, studio)
-        model_outputs = wire_studio(demo, studio, c)
-        wire_teach(teach, c, model_outputs, gpu_runner())
-        wire_public_api(PublicApi(engines, default_model, device, scratch, policy), api_components(), gpu_runner())
+        gpu = gpu_runner()  # model work inside @spaces.GPU on a ZeroGPU Space; a plain call elsewhere
+        model_outputs = wire_studio(demo, studio, c, gpu)
+        wire_teach(teach, c, model_outputs, gpu)
+        wire_public_api(PublicApi(engines, default_model, device, scratch, policy), api_components(), gpu)
 
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     demo.studio = studio  # for tests and notebooks: the callbacks and their session logic
@@ -87,7 +88,7 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
     return demo
 
 
-def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> list:
+def wire_studio(demo: gr.Blocks, studio: Studio, c: Components, gpu: GpuRunner) -> list:
     """The page's events. Progress and error badges go on the status line, so pictures and canvas stay visible.
     Returns the outputs that show a (new) model, for the Teach tab's events that hand one over."""
     view = [c.state, c.picture.status, c.history.undo, c.history.redo, c.history.reset, c.picture.picture,
@@ -98,7 +99,6 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components) -> list:
     photo_outputs = [c.state, c.picture.status, p.crop_preview, p.crop_size, p.crop_x, p.crop_y]
     shown = {**UI_EVENT, "show_progress_on": [c.picture.status]}
     long, quick, session = {**LONG_JOBS, **shown}, {**QUICK_JOBS, **shown}, {**SESSION_JOBS, **shown}
-    gpu = gpu_runner()  # model work inside @spaces.GPU on a ZeroGPU Space; a plain call elsewhere
 
     def on_gpu(fn: Callable, steps_at: int | None = None) -> Callable:
         """``fn`` run on the GPU asking for a quick action's time, or, for an optimization, what the step count
