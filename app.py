@@ -9,6 +9,11 @@ import argparse
 import logging
 import os
 
+try:  # on a ZeroGPU Space `spaces` must be imported before torch is (it patches torch's CUDA for the main process)
+    import spaces  # noqa: F401
+except ImportError:  # anywhere else the studio runs without it
+    pass
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="EditGAN Studio: semantic image editing in the browser")

@@ -113,3 +113,57 @@ def test_the_time_asked_per_step_covers_what_an_h200_took_twice_over():
     for canvas, seconds in measured.items():
         assert gpu.step_seconds(canvas) >= 2 * seconds
     assert gpu.job_seconds(1024, 2000) <= gpu.MAX_SECONDS
+
+
+FAKE_SPACES_MODULE = '''
+import os, sys
+os.environ["FAKE_SPACES_IMPORTED"] = "torch already imported" if "torch" in sys.modules else "before torch"
+
+def GPU(fn=None, duration=60):
+    return fn if fn is not None else (lambda f: f)
+'''
+
+
+@pytest.fixture
+def spaces_on_path(tmp_path, monkeypatch):
+    """A ``spaces`` package to import for real (not put in sys.modules): it notes in the environment when it was
+    imported, as the real one patches torch's CUDA then."""
+    (tmp_path / "spaces.py").write_text(FAKE_SPACES_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "spaces", raising=False)
+    monkeypatch.delenv("FAKE_SPACES_IMPORTED", raising=False)
+    yield tmp_path
+    sys.modules.pop("spaces", None)  # the tests after these run without it
+
+
+def test_the_model_device_is_chosen_after_spaces_is_imported(spaces_on_path, tiny_model_dir):
+    """On ZeroGPU, torch sees CUDA in the main process only once ``spaces`` is imported: a model loaded before
+    would stay on the CPU while every call holds a GPU."""
+    import os
+
+    from editgan.app import build_demo
+    from editgan.app.engines import EngineRegistry
+
+    seen_at_load = []
+
+    class Registry(EngineRegistry):
+        def get(self, model_id, device=None, *args, **kwargs):
+            seen_at_load.append(os.environ.get("FAKE_SPACES_IMPORTED"))
+            return super().get(model_id, device, *args, **kwargs)
+
+    build_demo(model=str(tiny_model_dir), device="cpu", engines=Registry())
+    assert seen_at_load and seen_at_load[0] is not None
+
+
+def test_app_imports_spaces_before_torch(spaces_on_path):
+    """``python app.py`` on a ZeroGPU Space: the spaces package asks to come before torch."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(spaces_on_path), str(repo)])}
+    done = subprocess.run([sys.executable, "-c", "import os, app; print(os.environ['FAKE_SPACES_IMPORTED'])"],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "before torch"

@@ -50,6 +50,9 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
     pick among ``models`` (default: just ``model``) and messages name no server path. Launch the result with
     ``.launch(**launch_options())``."""
     engines = engines or ENGINES
+    # first: on a ZeroGPU Space importing `spaces` patches torch so that the main process, which has no GPU, may put
+    # the model on CUDA (each call moves it to the GPU it gets); the model's device is chosen after that
+    gpu = gpu_runner()  # model work inside @spaces.GPU on a ZeroGPU Space; a plain call elsewhere
     default_model = model_key(model)
     policy = Policy(public, offered_models([str(model or default_model), *(models or [])]))
     choices = list(policy.offered) if public else list(dict.fromkeys([*policy.offered, *embedded_models()]))
@@ -77,7 +80,6 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
             t = teach_layout(engine, public, teach_state)
         studio = Studio(c, engines, default_model, device, scratch, RenderCache(), policy)
         teach = Teach(t, studio)
-        gpu = gpu_runner()  # model work inside @spaces.GPU on a ZeroGPU Space; a plain call elsewhere
         model_outputs = wire_studio(demo, studio, c, gpu)
         wire_teach(teach, c, model_outputs, gpu)
         wire_public_api(PublicApi(engines, default_model, device, scratch, policy), api_components(), gpu)
