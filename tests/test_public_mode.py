@@ -90,6 +90,22 @@ def test_a_huge_paint_layer_is_refused_from_its_header_with_memory_bounded(publi
     assert "Step 1 of 1: sample (seed 4" in c.predict(api_name="/ui_export")[1]
 
 
+def test_a_canvas_naming_one_layer_many_times_is_refused_before_decoding(public_url, tmp_path):
+    """Gradio accepts the same uploaded file as every layer of a canvas: 500 names of one small PNG would be
+    decoded 500 times over (4 MB each at 1024 px) before any callback could look."""
+    c = Client(public_url, verbose=False)
+    start = c.predict(5, 0.7, api_name="/ui_sample")
+    background = start[EDITOR]["background"]
+    Image.new("RGBA", (SIZE * K, SIZE * K)).save(tmp_path / "clear.png")
+    layer = handle_file(str(tmp_path / "clear.png"))
+    for endpoint in ["/ui_edit", "/ui_teach_keep"]:
+        canvas = {"background": handle_file(background), "layers": [layer] * 500, "composite": handle_file(background)}
+        arguments = (canvas, 10) if endpoint == "/ui_edit" else (canvas,)
+        message = error_of(c.predict, *arguments, api_name=endpoint)
+        assert "a canvas with 500 paint layers: this editor has one" in message.lower(), message
+    assert "Step 1 of 1: sample (seed 5" in c.predict(api_name="/ui_export")[1]
+
+
 def test_uploads_over_the_limit_are_refused(public_url, tmp_path):
     import httpx
 

@@ -13,7 +13,7 @@ import gradio as gr
 import PIL.Image
 
 from editgan.app import views
-from editgan.app.session import MAX_SLIDERS
+from editgan.app.session import MAX_HISTORY, MAX_SLIDERS
 from editgan.colors import hex_color
 from editgan.engine.model import EditGANModel
 
@@ -24,10 +24,10 @@ DEFAULT_EDIT_STEPS = 100
 EDIT_STEPS_RANGE = (10, 500)
 DEFAULT_EMBED_STEPS = 100
 REFINE_CHOICES = (10, 30)
-INTRO = """# EditGAN Studio
+INTRO = f"""# EditGAN Studio
 Draw a sample (or embed a photo), **paint the label map** with a class color and press **Edit**: the picture changes
 to match the paint, and nothing else moves. Preset sliders apply learned edits; save your own edits as vectors and
-apply them to other pictures. Undo, redo and reset work over the whole history."""
+apply them to other pictures. Undo, redo and reset work over the last {MAX_HISTORY} steps."""
 
 
 PAGE_CSS = """
@@ -49,10 +49,15 @@ BOUNDED = "editgan-bounded-layers"
 """The elem_class that marks an editor whose images are checked from their headers (see :func:`bounded_editor`)."""
 
 
+MAX_PAINT_LAYERS = 4
+"""The editors have one paint layer (``layers=False``); more are refused before any is decoded: a request could
+name the same small upload thousands of times, each decoded to megabytes."""
+
+
 def bounded_editor(**options) -> gr.ImageEditor:
     """``gr.ImageEditor`` whose images (background, layers, composite) are read from their headers and refused when
     larger than any canvas, before they are decoded: a 9000×9000 PNG layer is 0.3 MB on the wire and gigabytes
-    decoded."""
+    decoded. A canvas with more than :data:`MAX_PAINT_LAYERS` layers is refused before its first one is read."""
     _install_header_check()
     return gr.ImageEditor(elem_classes=[BOUNDED], **options)
 
@@ -63,7 +68,7 @@ def _install_header_check() -> None:
     Not a subclass, nor a method set on the instance: Gradio writes a .pyi file beside any module that subclasses
     one of its components, and it rebuilds a component from its constructor arguments whenever an event updates it
     (an instance attribute would be lost; the elem_class is kept)."""
-    decode = gr.ImageEditor.convert_and_format_image
+    decode, preprocess = gr.ImageEditor.convert_and_format_image, gr.ImageEditor.preprocess
     if getattr(decode, "editgan_checked", False):
         return
 
@@ -72,8 +77,24 @@ def _install_header_check() -> None:
             check_layer_header(file)
         return decode(self, file, flatten_on_white)
 
+    def counted_preprocess(self, payload):
+        if payload is not None and BOUNDED in (self.elem_classes or []):
+            check_layer_count(payload, self.blob_storage)
+        return preprocess(self, payload)
+
     convert_and_format_image.editgan_checked = True
     gr.ImageEditor.convert_and_format_image = convert_and_format_image
+    gr.ImageEditor.preprocess = counted_preprocess
+
+
+def check_layer_count(payload, blobs: dict) -> None:
+    """Refuse a canvas with more paint layers than :data:`MAX_PAINT_LAYERS`, its own or those uploaded beforehand
+    under its id (Gradio keeps a canvas sent in parts in ``blobs``)."""
+    cached = blobs.get(payload.id) if getattr(payload, "id", None) is not None else None
+    layers = (cached if cached is not None else payload).layers or []
+    if len(layers) > MAX_PAINT_LAYERS:
+        raise gr.Error(f"a canvas with {len(layers)} paint layers: this editor has one; reload the page and paint "
+                       f"again", print_exception=False)
 
 
 def check_layer_header(file) -> None:
