@@ -210,6 +210,47 @@ def test_zip_members_are_taken_flat_and_bounded(tmp_path):
         unpack_upload([big], tmp_path / "big")
 
 
+def test_an_upload_over_the_sessions_sample_limit_is_refused_before_any_map_is_read(generator_only, tmp_path,
+                                                                                     monkeypatch):
+    """A public session takes 32 samples: 1000 tiny uniform label maps (a zip of 1 MB, gigabytes decoded) are
+    refused while unpacking, before any label map is decoded."""
+    import editgan.app.teach_tab as teach_tab
+
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("classes.json", "{}")
+        for i in range(40):  # 41 files: within 2 × 32 + 1, but 40 label maps
+            z.writestr(f"{i}.png", b"x")
+    with pytest.raises(AnnotationError, match="at most 32 annotated samples are taken here"):
+        unpack_upload([archive], tmp_path / "out", max_samples=32)
+    assert len(list((tmp_path / "out").glob("*.png"))) <= 32
+    assert unpack_upload([archive], tmp_path / "roomy", max_samples=40).is_dir()  # 41 files fit 40 samples
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a label map was decoded")
+
+    monkeypatch.setattr(teach_tab, "load_annotations", no_decoding)
+    _, teach, _, state = make_demo(generator_only)
+    with pytest.raises(gr.Error) as info:
+        teach.import_files(TeachWork(max_samples=4), state, [str(archive)])
+    assert "at most 4 annotated samples are taken here" in error_text(info)
+
+
+def test_a_zip_member_larger_than_its_declared_size_is_refused(tmp_path):
+    archive = tmp_path / "lying.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("classes.json", "{}")
+        z.writestr("1.png", b"\0" * 5000, compress_type=zipfile.ZIP_DEFLATED)
+    raw = bytearray(archive.read_bytes())
+    # the central directory's uncompressed size of 1.png (at offset 24 of its entry) says 100 bytes
+    entry = raw.rindex(b"PK\x01\x02")
+    raw[entry + 24: entry + 28] = (100).to_bytes(4, "little")
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(AnnotationError, match=r"1\.png (is larger than the zip says|cannot be unpacked)"):
+        unpack_upload([archive], tmp_path / "out")
+    assert (tmp_path / "out" / "1.png").stat().st_size <= 101  # never more than declared, plus the byte to tell
+
+
 def test_train_hands_the_studio_a_branch_then_preset_save_and_reload(generator_only, tmp_path):
     demo, teach, studio, state = make_demo(generator_only)
     assert not studio.engine(state.model_id).has_segmenter

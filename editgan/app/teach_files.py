@@ -12,19 +12,23 @@ from editgan.errors import AnnotationError
 from editgan.teach.annotations import CLASSES_FILE, MAX_SAMPLES
 
 KINDS = {".png", ".npy", ".json"}
-MAX_FILES = 2 * MAX_SAMPLES + 1
 MAX_TOTAL_BYTES = 256 * 2**20
 """The unpacked annotations of one upload, all files together."""
 
 
-def unpack_upload(paths: Sequence[str | Path], folder: Path) -> Path:
+COPY_CHUNK = 2**20
+
+
+def unpack_upload(paths: Sequence[str | Path], folder: Path, max_samples: int = MAX_SAMPLES) -> Path:
     """Uploaded files → ``folder`` (flat): a zip's members are taken by their last name part (a zip of the folder
-    itself works), other files by their name. Files of other kinds (and macOS's ``__MACOSX`` copies) are skipped."""
+    itself works), other files by their name. Files of other kinds (and macOS's ``__MACOSX`` copies) are skipped.
+    At most a classes file and ``max_samples`` label maps with their latents are taken: an upload over the
+    session's limit is refused here, before any label map is decoded."""
     if not paths:
         raise AnnotationError("no files were uploaded: upload a zip of an annotation folder, or its files "
                               f"({CLASSES_FILE} and the label maps)")
     folder.mkdir(parents=True, exist_ok=True)
-    budget = [MAX_TOTAL_BYTES, MAX_FILES]
+    budget = [MAX_TOTAL_BYTES, 2 * max_samples + 1, max_samples, max_samples]
     for path in paths:
         path = Path(path)
         if path.suffix.lower() == ".zip":
@@ -39,11 +43,13 @@ def unpack_upload(paths: Sequence[str | Path], folder: Path) -> Path:
 
 
 def _take(name: str, size: int, budget: list[int], where: str) -> None:
+    """Count one file against ``budget`` = [bytes left, files left, label maps left, the most label maps]."""
     budget[0] -= size
     budget[1] -= 1
-    if budget[1] < 0:
-        raise AnnotationError(f"the upload holds more than {MAX_FILES} files; an annotation folder has a "
-                              f"{CLASSES_FILE} and at most {MAX_SAMPLES} label maps with their latents")
+    budget[2] -= PurePosixPath(name).suffix.lower() == ".png"
+    if budget[1] < 0 or budget[2] < 0:
+        raise AnnotationError(f"the upload holds more files than a {CLASSES_FILE} and {budget[2]} label maps with "
+                              f"their latents: at most {budget[3]} annotated samples are taken here")
     if budget[0] < 0:
         raise AnnotationError(f"{where}: the upload unpacks to more than {MAX_TOTAL_BYTES // 2**20} MB")
 
@@ -66,11 +72,14 @@ def _unzip(path: Path, folder: Path, budget: list[int]) -> None:
                 raise AnnotationError(f"{path.name}: two files are named {name}; an annotation folder is flat")
             try:
                 with archive.open(info) as source, open(folder / name, "wb") as target:
-                    # the size in the zip's directory may lie: copy at most what it declares, plus one byte to tell
-                    data = source.read(info.file_size + 1)
-                    if len(data) > info.file_size:
+                    # the size in the zip's directory may lie: copy at most what it declares, plus one byte to tell,
+                    # a chunk at a time
+                    left = info.file_size + 1
+                    while left > 0 and (chunk := source.read(min(COPY_CHUNK, left))):
+                        target.write(chunk)
+                        left -= len(chunk)
+                    if left == 0:
                         raise AnnotationError(f"{path.name}: {name} is larger than the zip says")
-                    target.write(data)
             except (zipfile.BadZipFile, OSError, RuntimeError, EOFError):
                 raise AnnotationError(f"{path.name}: {name} cannot be unpacked (damaged or encrypted)") from None
 

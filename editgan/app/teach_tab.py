@@ -274,7 +274,7 @@ class Teach:
         paths = [files] if isinstance(files, (str, Path)) else list(files or [])
         paths = [p if isinstance(p, (str, Path)) else getattr(p, "path", None) or str(p) for p in paths]
         engine = self.model(state)
-        folder = unpack_upload(paths, self.scratch.folder(work.files_owner, "import"))
+        folder = unpack_upload(paths, self.scratch.folder(work.files_owner, "import"), work.max_samples)
         annotations = load_annotations(folder, engine)  # every file checked; seed samples get their w+
         annotations.truncation = None  # each sample now carries its w+
         work.replace_annotations(annotations)
