@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -191,6 +192,55 @@ def test_vector_file_round_trip_and_errors(tmp_path):
         again.check_fits(16, 512, 32)
 
 
+def vector_file(**metadata) -> bytes:
+    from safetensors.numpy import save
+
+    fields = {"name": "v", "classes": "[1]", "scale_range": "[-2, 2]", "default_scale": "1", "refine_steps": "5"}
+    return save({"delta": np.ones((4, 8), np.float32)}, metadata={**fields, **metadata})
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"scale_range": "[-1e30, 1e30]"}, "scale range must go from -100"),
+    ({"scale_range": "[-Infinity, Infinity]"}, "scale range must go from -100"),
+    ({"scale_range": "[1, 2]"}, "scale range must go from -100"),
+    ({"scale_range": "[2, -2]"}, "scale range must go from -100"),
+    ({"scale_range": "[1]"}, "scale range must be two numbers"),
+    ({"scale_range": "3"}, "scale range must be two numbers"),
+    ({"scale_range": "[\"a\", 1]"}, "scale range must be two numbers"),
+    ({"default_scale": "nan"}, "default scale must be a number within"),
+    ({"refine_steps": "100000"}, "refine steps must be 0 to 500"),
+    ({"refine_steps": "-1"}, "refine steps must be 0 to 500"),
+    ({"classes": "[\"x\"]"}, "metadata is malformed"),
+    ({"classes": json.dumps(list(range(1000)))}, "names 1000 classes; a model has at most 256"),
+])
+def test_a_vector_files_slider_settings_are_checked(metadata, message):
+    """A vector uploaded by a stranger: its slider's range, default, refinement and classes are refused with a
+    sentence when out of bounds (a scale of 1e29 made a garbage picture; [1] was an IndexError)."""
+    from editgan.errors import VectorError
+
+    with pytest.raises(VectorError, match=message):
+        EditingVector.from_bytes(vector_file(**metadata))
+
+
+def test_a_vector_files_long_label_is_cut_and_its_classes_counted_once():
+    v = EditingVector.from_bytes(vector_file(display_name="x" * 5_000_000, classes=json.dumps([3, 1, 3] * 100)))
+    assert v.display_name == "x" * 80 and v.classes == [3, 1]
+    assert (v.scale_range, v.default_scale, v.refine_steps) == ((-2.0, 2.0), 1.0, 5)
+
+
+def test_a_model_folders_preset_settings_are_checked(tiny_model_dir, tmp_path):
+    import shutil
+
+    from editgan.modelio.checkpoint import read_model
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    config["presets"][0]["scale_range"] = [-1e9, 1e9]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="scale range must go from -100"):
+        read_model(folder)
+
+
 def test_config_format_version_follows_the_generator_fields_it_uses():
     from editgan.errors import ConfigError
     from editgan.modelio.config import GeneratorConfig, ModelConfig
@@ -205,3 +255,14 @@ def test_config_format_version_follows_the_generator_fields_it_uses():
     assert again.conv_clamp == 256.0 and again.stored_mean_latent is True
     with pytest.raises(ConfigError, match="newer than this app understands"):
         ModelConfig.from_dict({**nvidia, "format_version": 3})
+
+
+@pytest.mark.parametrize("array, described", [(np.int64(3), "an array of shape ()"),
+                                              (np.zeros((2, 4, 4), np.int64), "an array of shape (2, 4, 4)"),
+                                              (np.zeros((4, 5), np.int64), "5×4")])
+def test_a_label_map_array_of_another_shape_is_refused_with_its_shape(tmp_path, array, described):
+    from editgan.modelio.picture_files import read_label_map
+
+    np.save(tmp_path / "labels.npy", array)
+    with pytest.raises(ImageError, match=rf"the label map is {re.escape(described)}; this model's maps are 8×4"):
+        read_label_map(tmp_path / "labels.npy", [(0, 0, 0), (255, 0, 0)], (4, 8))

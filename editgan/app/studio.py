@@ -36,7 +36,7 @@ from editgan.errors import EditGANError
 from editgan.lru import LRUCache
 from editgan.modelio.checkpoint import add_preset
 from editgan.modelio.picture_files import write_rendering
-from editgan.modelio.vectors import EditingVector
+from editgan.modelio.vectors import MAX_REFINE_STEPS, MAX_SCALE, EditingVector
 
 PHOTO_SIDE = 1024
 """Uploaded photos are kept at most this large (longest side) for cropping and embedding."""
@@ -552,12 +552,12 @@ class Studio:
         name = (name or "").strip()
         if not name:
             raise ValueError("give the preset a name in Vector name (letters, digits, '_', '-' or '.')")
-        low, high = checked_number(scale_min, "scale from"), checked_number(scale_max, "scale to")
+        low, high = checked_number(scale_min, "scale from", MAX_SCALE), checked_number(scale_max, "scale to", MAX_SCALE)
         if not low < 0 < high:
             raise ValueError(f"a preset's scale goes from below 0 to above 0, got {low:g} to {high:g}")
-        refine = 0 if refine_steps in (None, 0, 0.0) else checked_steps(refine_steps, "refine steps", 500)
-        vector = session.edit_vector(name, (display_name or "").strip()[:80])
-        vector.scale_range, vector.refine_steps = (low, high), refine
+        refine = 0 if refine_steps in (None, 0, 0.0) else checked_steps(refine_steps, "refine steps", MAX_REFINE_STEPS)
+        vector = session.edit_vector(name, display_name or "")
+        vector.set_slider(vector.display_name, (low, high), vector.default_scale, refine)
         vector.check_fits(engine.n_latent, engine.style_dim, engine.config.n_classes)
         add_preset(folder, vector)
         engine.presets[vector.name] = vector

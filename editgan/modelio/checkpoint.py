@@ -138,8 +138,7 @@ def read_model(folder: str | Path) -> ModelParts:
     for info in config.presets:
         try:
             vector = EditingVector.load(folder / "vectors" / f"{info.name}.safetensors")
-            vector.display_name, vector.scale_range = info.display_name, info.scale_range
-            vector.default_scale, vector.refine_steps = info.default_scale, info.refine_steps
+            vector.set_slider(info.display_name, info.scale_range, info.default_scale, info.refine_steps)
             vector.check_fits(generator.n_latent, generator.style_dim, config.n_classes)
         except VectorError as e:
             raise ModelLoadError(f"preset {info.name!r}: {e}") from e

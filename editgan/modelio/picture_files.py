@@ -72,8 +72,8 @@ def read_label_map(source: str | Path | bytes, palette: Sequence[Color], shape: 
     else:
         ids = _ids_from_image(source, palette, shape)
     if ids.shape != tuple(shape):
-        raise ImageError(f"the label map is {ids.shape[1] if ids.ndim > 1 else '?'}×{ids.shape[0]}; this model's "
-                         f"maps are {shape[1]}×{shape[0]}")
+        size = f"{ids.shape[1]}×{ids.shape[0]}" if ids.ndim == 2 else f"an array of shape {ids.shape}"
+        raise ImageError(f"the label map is {size}; this model's maps are {shape[1]}×{shape[0]}")
     if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= len(palette):
         raise ImageError(f"the label map must hold class ids 0..{len(palette) - 1}")
     return ids.astype(np.int64)

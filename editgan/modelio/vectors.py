@@ -10,9 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from editgan.errors import VectorError
+from editgan.modelio.config import LIMITS
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
+MAX_SCALE = 100.0
+"""The farthest a vector's slider may reach either way (a preset saved in the studio is held to the same)."""
+MAX_REFINE_STEPS = 500
+MAX_DISPLAY_NAME = 80
+"""Characters of a slider's label; a longer display name (from a file) is cut."""
 
 
 @dataclass
@@ -36,9 +41,35 @@ class EditingVector:
             raise VectorError(f"vector {self.name!r} must be (n_latent, style_dim), got {self.delta.shape}")
         if not np.isfinite(self.delta).all():
             raise VectorError(f"vector {self.name!r} holds NaN or infinite values")
-        self.classes = [int(c) for c in self.classes]
-        self.display_name = self.display_name or self.name.replace("_", " ").capitalize()
-        self.scale_range = (float(self.scale_range[0]), float(self.scale_range[1]))
+        self.classes = list(dict.fromkeys(int(c) for c in self.classes))  # each once, in order
+        if len(self.classes) > LIMITS["classes"]:
+            raise VectorError(f"vector {self.name!r} names {len(self.classes)} classes; a model has at most "
+                              f"{LIMITS['classes']}")
+        self.set_slider(self.display_name, self.scale_range, self.default_scale, self.refine_steps)
+
+    def set_slider(self, display_name: str, scale_range, default_scale, refine_steps) -> None:
+        """How the vector shows as a slider (from its file's metadata or a model's config.json, either possibly a
+        stranger's): a label of at most :data:`MAX_DISPLAY_NAME` characters, a finite range within ±``MAX_SCALE``
+        around 0 (the slider's rest), a default scale in it, 0 to ``MAX_REFINE_STEPS`` refinement steps."""
+        label = str(display_name or "").strip() or self.name.replace("_", " ").capitalize()
+        self.display_name = label[:MAX_DISPLAY_NAME]
+        try:
+            lo, hi = (float(x) for x in scale_range)
+            default, steps = float(default_scale), int(refine_steps)
+        except (TypeError, ValueError, OverflowError):
+            raise VectorError(f"vector {self.name!r}: its scale range must be two numbers and its default scale and "
+                              f"refine steps numbers, got {scale_range!r}, {default_scale!r}, {refine_steps!r}"
+                              ) from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and -MAX_SCALE <= lo <= 0 <= hi <= MAX_SCALE and lo < hi):
+            raise VectorError(f"vector {self.name!r}: its scale range must go from -{MAX_SCALE:g}…0 to "
+                              f"0…{MAX_SCALE:g}, got {list(scale_range)!r}")
+        if not (math.isfinite(default) and abs(default) <= MAX_SCALE):
+            raise VectorError(f"vector {self.name!r}: its default scale must be a number within ±{MAX_SCALE:g}, "
+                              f"got {default_scale!r}")
+        if not 0 <= steps <= MAX_REFINE_STEPS:
+            raise VectorError(f"vector {self.name!r}: its refine steps must be 0 to {MAX_REFINE_STEPS}, "
+                              f"got {refine_steps!r}")
+        self.scale_range, self.default_scale, self.refine_steps = (lo, hi), default, steps
 
     def check_scale(self, value: float | None) -> float:
         """A slider value for this vector as a float within its scale range (None is 0); VectorError otherwise."""
@@ -94,10 +125,10 @@ class EditingVector:
                 name=metadata.get("name") or fallback_name, delta=tensors["delta"],
                 classes=json.loads(metadata.get("classes", "[]")),
                 display_name=metadata.get("display_name", ""),
-                scale_range=tuple(json.loads(metadata.get("scale_range", "[-2, 2]"))),
-                default_scale=float(metadata.get("default_scale", 1.0)),
-                refine_steps=int(metadata.get("refine_steps", 0)))
-        except (ValueError, TypeError) as e:
+                scale_range=json.loads(metadata.get("scale_range", "[-2, 2]")),
+                default_scale=metadata.get("default_scale", 1.0),
+                refine_steps=metadata.get("refine_steps", 0))
+        except (ValueError, TypeError, OverflowError) as e:
             raise VectorError(f"the editing vector's metadata is malformed: {e}") from e
 
     @classmethod
