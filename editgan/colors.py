@@ -31,8 +31,21 @@ def colorize(labels: np.ndarray, palette: Sequence[Color]) -> np.ndarray:
     return table[labels]
 
 
+SNAP_CHUNK = 2**20
+"""Color × palette distances computed at once when snapping (12 MB of int32 for each 2^20)."""
+
+
 def snap_to_palette(rgb: np.ndarray, palette: Sequence[Color]) -> np.ndarray:
-    """(H, W, 3) colors → (H, W) ids of the nearest palette color (painted pixels may be antialiased)."""
+    """(H, W, 3) colors → (H, W) ids of the nearest palette color (painted pixels may be antialiased; ties go to the
+    lower id). Each distinct color is snapped once, a bounded number of distances at a time: memory stays near the
+    picture's own size whatever the number of classes (256 classes × a 1024² canvas at once were gigabytes)."""
     table = np.asarray(palette, dtype=np.int32)
-    diff = rgb[..., None, :3].astype(np.int32) - table[None, None]
-    return np.argmin((diff * diff).sum(-1), axis=-1).astype(np.int64)
+    codes = rgb[..., :3].astype(np.int32) @ np.array([1 << 16, 1 << 8, 1], np.int32)
+    distinct, inverse = np.unique(codes.ravel(), return_inverse=True)
+    colors = np.stack([distinct >> 16, (distinct >> 8) & 255, distinct & 255], axis=-1)
+    nearest = np.empty(len(colors), np.int64)
+    step = max(1, SNAP_CHUNK // max(len(table), 1))
+    for start in range(0, len(colors), step):
+        diff = colors[start:start + step, None, :] - table[None]
+        nearest[start:start + step] = np.argmin((diff * diff).sum(-1), axis=-1)
+    return nearest[inverse].reshape(codes.shape)

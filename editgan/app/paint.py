@@ -79,8 +79,13 @@ def downscale_paint(layer_rgba: np.ndarray, shape: tuple[int, int], palette: Seq
     painted, ids = painted_layer_to_labels(layer, palette, alpha_threshold)
     blocks = painted.reshape(h, k, w, k).sum(axis=(1, 3))
     painted_small = 2 * blocks >= k * k
-    votes = np.stack([((ids == c) & painted).reshape(h, k, w, k).sum(axis=(1, 3)) for c in range(len(palette))])
-    return painted_small, np.argmax(votes, axis=0).astype(np.int64)
+    # the vote, one painted class at a time (a stack of every class's counts was classes × canvas)
+    best_votes, best_ids = np.zeros((h, w), np.int64), np.zeros((h, w), np.int64)
+    for c in np.unique(ids[painted]):
+        votes = ((ids == c) & painted).reshape(h, k, w, k).sum(axis=(1, 3))
+        wins = votes > best_votes  # ascending ids and a strict win: ties stay with the lower id
+        best_votes[wins], best_ids[wins] = votes[wins], c
+    return painted_small, best_ids
 
 
 def decode_canvas(canvas: dict | None, labels: np.ndarray, palette: Sequence[Color], k: int, require: bool = True
