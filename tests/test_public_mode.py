@@ -203,6 +203,8 @@ def test_scrubbing_removes_paths_in_public_mode_only():
     scrubbed = Policy(True, {"a": "a"}).scrub(text)
     assert "/home" not in scrubbed and "/root" not in scrubbed and "/proc" not in scrubbed and "config.json" in scrubbed
     assert Policy().scrub(text) == text
+    spaced = Policy(True, {"a": "a"}).scrub("cannot read /home/me/My Models/weights.bin: denied; steps 10/500")
+    assert spaced == "cannot read …: denied; steps 10/500"  # no tail of the path left, a ratio kept
 
 
 def test_the_brush_is_sized_to_the_canvas_and_picks_classes_by_name(public_url):

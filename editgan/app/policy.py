@@ -19,7 +19,9 @@ SESSION_TTL_S = 3600
 STATE_CAPACITY = 1000
 """At most this many sessions are kept at once; the oldest go first."""
 
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:,;()]+){2,}[\\/]?")
+_PATH = re.compile(r"""(?:[A-Za-z]:)?(?<!\d)(?:[\\/][^'"\\/:,;()\n]+?(?=[\\/]))+[\\/][^\s'"\\/:,;()]*""")
+"""A server path: two or more parts, inner folders possibly with spaces ("/home/me/My Models/x.pt"), the last part
+up to a space; not a number's slash ("10/500")."""
 
 
 def offered_models(sources: list[str]) -> dict[str, str]:
