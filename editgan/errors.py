@@ -52,3 +52,7 @@ class TeachError(EditGANError, ValueError):
 
 class TeachCancelled(TeachError):
     """Teaching was stopped by its ``should_stop`` callback before the branch was finished; nothing was made."""
+
+
+class ScratchFullError(EditGANError, RuntimeError):
+    """The studio's space for visitors' files is over its budget; the visitor may try again later."""

@@ -170,6 +170,50 @@ def test_a_session_that_ends_takes_its_files_and_old_files_are_swept(tmp_path):
         scratch.folder("../escape", "download")
 
 
+def aged(folder, seconds: float):
+    past = time.time() - seconds
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (past, past))
+
+
+def test_the_scratch_space_keeps_to_its_byte_budget(tmp_path):
+    """Over its budget the scratch space lets the oldest API results go (not those of calls still being answered),
+    then refuses new files with a sentence until a session ends."""
+    from editgan.errors import ScratchFullError
+
+    scratch = ScratchSpace(tmp_path / "scratch", max_age_s=3600, max_bytes=1000, sweep_every_s=0)
+    results = []
+    for age in [300, 200, 100, 0]:
+        folder = scratch.request_folder()
+        (folder / "image.png").write_bytes(b"x" * 300)
+        aged(folder, age)
+        results.append(folder)
+    scratch.folder(Session("m").files_owner, "download")  # 1200 bytes: the oldest result goes
+    assert [f.exists() for f in results] == [False, True, True, True]
+
+    session = Session("m")
+    taught = scratch.folder(session.files_owner, "taught")
+    (taught / "generator.safetensors").write_bytes(b"w" * 1500)
+    with pytest.raises(ScratchFullError) as info:
+        scratch.request_folder()
+    message = str(info.value)
+    assert "space for visitors' files is full" in message and not SERVER_DETAILS.search(message)
+    assert [f.exists() for f in results] == [False, False, False, True]  # the newest result is still being served
+    scratch.remove(session.files_owner)  # the session ended
+    assert scratch.request_folder().is_dir()
+
+
+def test_the_scratch_space_reads_its_files_dates_at_most_every_sweep_interval(tmp_path):
+    scratch = ScratchSpace(tmp_path / "scratch", max_age_s=60, sweep_every_s=3600)
+    old = scratch.request_folder()
+    aged(old, 7200)
+    scratch.request_folder()  # swept a moment ago: not read again
+    assert old.exists()
+    scratch.remove(Session("m").files_owner)  # a session that ended: the next folder sweeps
+    scratch.request_folder()
+    assert not old.exists()
+
+
 def test_the_session_state_expires(tiny_model_dir):
     import editgan.app.demo as demo_module
     from editgan.app.engines import EngineRegistry
