@@ -167,3 +167,93 @@ def test_app_imports_spaces_before_torch(spaces_on_path):
                           cwd=repo, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "before torch"
+
+
+class SecondPerRead:
+    """A clock that moves on a second each time it is read: a time budget of n seconds lasts n reads."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_a_time_budget_runs_out_only_where_there_is_one(monkeypatch):
+    monkeypatch.setattr(gpu, "monotonic", SecondPerRead())
+    unlimited, budget = gpu.time_budget(64, 100, limited=False), gpu.TimeBudget(3)
+    assert [budget.over() for _ in range(4)] == [False, False, True, True] and budget.ran_out
+    assert not any(unlimited.over() for _ in range(1000)) and not unlimited.ran_out
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert gpu.on_zero_gpu()
+    monkeypatch.setenv("SPACES_ZERO_GPU", "false")
+    assert not gpu.on_zero_gpu()
+
+
+def reddish_everywhere(studio, session, engine) -> dict:
+    """The canvas of the picture of seed 5 with 'reddish' painted over every pixel of class 0."""
+    import numpy as np
+    from tiny_models import SIZE
+
+    from editgan.app import views
+    from editgan.colors import colorize
+
+    k = views.canvas_scale(SIZE, SIZE)
+    labels = engine.sample(5, 0.7).labels
+    background = views.enlarge(colorize(labels, engine.config.palette), k)
+    layer = np.zeros((SIZE * k, SIZE * k, 4), np.uint8)
+    layer[np.kron(labels == 0, np.ones((k, k), bool))] = (255, 0, 0, 255)
+    return {"background": background, "layers": [layer], "composite": background}
+
+
+def test_on_zero_gpu_an_edit_stops_before_its_asked_time_and_keeps_its_best_step(monkeypatch, tiny_model_dir):
+    """ZeroGPU stops a call at the time it asked for, and the call's result is lost: the steps stop a little
+    before (each step reads the clock once here, a second apart) and the best one is kept and said so."""
+    import re
+
+    from editgan.app import build_demo
+    from editgan.app.engines import EngineRegistry
+    from editgan.networks.lpips import PixelMSELoss
+
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    studio = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry()).studio
+    assert studio.time_limited
+    session, engine = studio.session(None)
+    engine.perceptual = PixelMSELoss()
+    list(studio.sample(session, 5, 0.7))
+    canvas = reddish_everywhere(studio, session, engine)
+    budget_s = gpu.job_seconds(engine.generator.size, 200) - gpu.LOOP_RESERVE_SECONDS
+    monkeypatch.setattr(gpu, "monotonic", SecondPerRead())
+    outs = list(studio.edit(session, canvas, 200, None, lambda *args, **kwargs: None))
+    said = " ".join(str(out.get(studio.c.picture.status, "")) for out in outs)
+    found = re.search(r"Edit stopped after (\d+) of 200 steps, before the GPU time this request asked for ran out",
+                      said)
+    assert found and 0 < int(found.group(1)) <= budget_s, said
+    assert len(session.history) == 2 and "mask edit" in session.current.action
+
+
+def test_on_zero_gpu_the_api_says_when_its_steps_stopped_for_time(monkeypatch, tiny_model_dir, tmp_path):
+    import numpy as np
+
+    from editgan.app.api import PublicApi
+    from editgan.app.engines import EngineRegistry
+    from editgan.app.policy import Policy
+    from editgan.app.scratch import ScratchSpace
+    from editgan.networks.lpips import PixelMSELoss
+
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    api = PublicApi(EngineRegistry(), str(tiny_model_dir), "cpu", ScratchSpace(tmp_path / "scratch"), Policy())
+    engine = api.engine()
+    engine.perceptual = PixelMSELoss()
+    _, _, wplus, _ = api.sample(5, 0.7)
+    wanted = engine.sample(5, 0.7).labels.copy()
+    wanted[wanted == 0] = 1
+    np.save(tmp_path / "wanted.npy", wanted)
+    monkeypatch.setattr(gpu, "monotonic", SecondPerRead())
+    *_, info = api.edit(wplus, str(tmp_path / "wanted.npy"), 200)
+    assert 0 < info["steps"] < 200 and "before the GPU time this call asked for ran out" in info["stopped"]
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    plain = PublicApi(api.engines, api.model, "cpu", api.scratch, Policy())  # off ZeroGPU: every step runs
+    *_, info = plain.edit(wplus, str(tmp_path / "wanted.npy"), 30)
+    assert info["steps"] == 30 and "stopped" not in info

@@ -72,6 +72,8 @@ class PublicApi:
     def __init__(self, engines: EngineRegistry, model: str, device: str | None, scratch: ScratchSpace,
                  policy: Policy):
         self.engines, self.model, self.device, self.scratch, self.policy = engines, model, device, scratch, policy
+        self.time_limited = gpu.on_zero_gpu()
+        """On ZeroGPU an optimization's steps stop a little before the time its call asked for."""
 
     def engine(self) -> EditGANModel:
         return self.engines.get(self.model, self.device)
@@ -92,10 +94,16 @@ class PublicApi:
             raise ValueError("give the picture's latent: the wplus.npy that another endpoint returned")
         return as_latent(read_latent(wplus), (engine.n_latent, engine.style_dim))
 
+    def _budget(self, engine: EditGANModel, steps: int) -> gpu.TimeBudget:
+        return gpu.time_budget(engine.generator.size, steps, self.time_limited)
+
     @staticmethod
-    def _run(outcome: EditOutcome) -> dict[str, Any]:
-        return {"steps": len(outcome.losses), "final_loss": outcome.losses[-1] if outcome.losses else None,
+    def _run(outcome: EditOutcome, budget: gpu.TimeBudget) -> dict[str, Any]:
+        info = {"steps": len(outcome.losses), "final_loss": outcome.losses[-1] if outcome.losses else None,
                 "perceptual_loss": outcome.perceptual}
+        if budget.ran_out:
+            info["stopped"] = "before the GPU time this call asked for ran out; the best step is returned"
+        return info
 
     @guarded
     def sample(self, seed: float, truncation: float | None = None) -> Files:
@@ -115,8 +123,10 @@ class PublicApi:
         if not photo:
             raise ValueError("give a photo to embed (PNG, JPEG or WebP)")
         engine = self.engine()
-        outcome = engine.embed(photo, steps=checked_steps(steps, "steps"))
-        return self._files(engine, outcome, self._run(outcome))
+        steps = checked_steps(steps, "steps")
+        budget = self._budget(engine, steps)
+        outcome = engine.embed(photo, steps=steps, should_stop=budget.over)
+        return self._files(engine, outcome, self._run(outcome, budget))
 
     @guarded
     def edit(self, wplus: str | None, label_map: str | None, steps: float = 100) -> tuple[str, str | None, str,
@@ -128,6 +138,8 @@ class PublicApi:
         if not engine.has_segmenter:
             raise ValueError(f"model {engine.config.name!r} has no segmentation branch, so it cannot edit by label "
                              f"map")
+        steps = checked_steps(steps, "steps")
+        budget = self._budget(engine, steps)
         w = self._latent(engine, wplus)
         if not label_map:
             raise ValueError("give the wanted label map (a PNG in the class colors, or a .npy of class ids)")
@@ -136,8 +148,8 @@ class PublicApi:
         painted = wanted != current.labels
         if not painted.any():
             raise ValueError("the label map is the picture's own: change it where the picture should change")
-        outcome = engine.edit(w, wanted, painted, steps=checked_steps(steps, "steps"))
-        image, labels, latent, info = self._files(engine, outcome, self._run(outcome))
+        outcome = engine.edit(w, wanted, painted, steps=steps, should_stop=budget.over)
+        image, labels, latent, info = self._files(engine, outcome, self._run(outcome, budget))
         vector = outcome.vector.save(Path(latent).parent / "edit.safetensors")
         return image, labels, latent, str(vector), {**info, "classes": outcome.vector.classes}
 
@@ -161,8 +173,9 @@ class PublicApi:
             raise ValueError(f"unknown preset {unknown[0]!r}; this model has {sorted(engine.presets) or 'none'}")
         pairs = [(engine.presets[name], engine.presets[name].check_scale(value)) for name, value in scales.items()]
         refine = 0 if refine_steps in (None, 0) else checked_steps(refine_steps, "refine_steps", 200)
-        outcome = engine.apply_vectors(w, pairs, refine_steps=refine)
-        return self._files(engine, outcome, {**self._run(outcome), "scales": {v.name: s for v, s in pairs}})
+        budget = self._budget(engine, refine)
+        outcome = engine.apply_vectors(w, pairs, refine_steps=refine, should_stop=budget.over)
+        return self._files(engine, outcome, {**self._run(outcome, budget), "scales": {v.name: s for v, s in pairs}})
 
     @guarded
     def export(self, wplus: str | None) -> Files:

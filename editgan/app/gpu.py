@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+from time import monotonic
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,37 @@ def step_seconds(canvas: int) -> float:
 def job_seconds(canvas: int, steps: int) -> int:
     """Time asked for an edit, embedding or refinement of ``steps`` steps on a ``canvas``-px generator."""
     return min(MAX_SECONDS, round(JOB_BASE_SECONDS + steps * step_seconds(canvas)))
+
+
+LOOP_RESERVE_SECONDS = 20
+"""Of an optimization's asked time, what its steps leave for the rest of the call (the renderings before and after
+them): on ZeroGPU the steps stop by then, keeping the best result, rather than the call being stopped and lost."""
+
+
+def on_zero_gpu() -> bool:
+    """Whether this process runs on a ZeroGPU Space (``SPACES_ZERO_GPU``, the spaces package's own switch)."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
+
+
+class TimeBudget:
+    """How long an optimization's steps may run, counted from the budget's making (the callback's start): its
+    :meth:`over` joins the Cancel button as the loop's ``should_stop``. Unlimited when ``seconds`` is None."""
+
+    def __init__(self, seconds: float | None):
+        self._end = None if seconds is None else monotonic() + seconds
+        self.ran_out = False
+        """Whether :meth:`over` has said yes: the result is the best step within the time."""
+
+    def over(self) -> bool:
+        if not self.ran_out and self._end is not None and monotonic() >= self._end:
+            self.ran_out = True
+        return self.ran_out
+
+
+def time_budget(canvas: int, steps: int, limited: bool) -> TimeBudget:
+    """The budget of an optimization of ``steps`` steps on a ``canvas``-px generator: what :func:`job_seconds`
+    asked ZeroGPU for, less :data:`LOOP_RESERVE_SECONDS`, when ``limited`` (on ZeroGPU); else unlimited."""
+    return TimeBudget(job_seconds(canvas, steps) - LOOP_RESERVE_SECONDS if limited else None)
 
 
 def never_failing(seconds: Callable[..., int], fallback: int = DEFAULT_SECONDS) -> Callable[..., int]:

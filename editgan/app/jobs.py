@@ -107,13 +107,18 @@ class CancelFlags:
                 del self._flags[key]
 
 
-def run_cancellable(cancels: CancelFlags, key: str, work: Callable[[Callable[[Any], None], Callable[[], bool]], T]
-                    ) -> Generator[Any, None, T]:
-    """Run ``work(on_step, should_stop)`` in a worker thread under the stop flag of ``key``: yields its newest
-    reports while it runs and returns its result (``result = yield from run_cancellable(...)``). The flag is
-    released however the caller leaves, and the worker is given a minute to finish its step."""
+def run_cancellable(cancels: CancelFlags, key: str, work: Callable[[Callable[[Any], None], Callable[[], bool]], T],
+                    out_of_time: Callable[[], bool] | None = None) -> Generator[Any, None, T]:
+    """Run ``work(on_step, should_stop)`` in a worker thread under the stop flag of ``key`` (and ``out_of_time``,
+    when given): yields its newest reports while it runs and returns its result (``result = yield from
+    run_cancellable(...)``). The flag is released however the caller leaves, and the worker is given a minute to
+    finish its step."""
     flag = cancels.arm(key)
-    job = BackgroundJob(lambda on_step: work(on_step, flag.is_set))
+
+    def should_stop() -> bool:
+        return flag.is_set() or (out_of_time is not None and out_of_time())
+
+    job = BackgroundJob(lambda on_step: work(on_step, should_stop))
     try:
         yield from job.reports()
         return job.result()

@@ -63,6 +63,8 @@ class Studio:
         self.default_model = default_model
         self.device = device
         self.cancels = CancelFlags()
+        self.time_limited = gpu.on_zero_gpu()
+        """On ZeroGPU an optimization's steps stop a little before the time its call asked for."""
         self.scratch = scratch or ScratchSpace()
         self.renders = renders or RenderCache()
         self.picture_first_s = PICTURE_FIRST_S
@@ -228,15 +230,21 @@ class Studio:
                 c.paint.edit: gr.Button(interactive=engine.has_segmenter),
                 c.sample.truncation: gr.Slider(value=engine.config.truncation)}
 
+    def time_budget(self, engine: EditGANModel, steps: int) -> gpu.TimeBudget:
+        """How long an optimization's steps may run: on ZeroGPU, a little less than the call asked for (made at the
+        callback's start); elsewhere unlimited."""
+        return gpu.time_budget(engine.generator.size, steps, self.time_limited)
+
     def _optimize(self, key: str, work: Callable[[Callable, Callable], Any], desc: str, progress: gr.Progress,
-                  preview: Callable[[Progress], str]) -> Generator[dict, None, Any]:
-        """Run an optimization with live previews of the picture and the status line; returns its result."""
+                  preview: Callable[[Progress], str], budget: gpu.TimeBudget) -> Generator[dict, None, Any]:
+        """Run an optimization with live previews of the picture and the status line, until done, cancelled or out
+        of ``budget``; returns its result."""
         def show(p: Progress) -> dict:
             progress((p.step, p.steps), desc=desc, unit="steps")
             return {self.c.picture.picture: p.image,
                     self.c.picture.status: preview(p)}
 
-        reports = run_cancellable(self.cancels, key, work)
+        reports = run_cancellable(self.cancels, key, work, budget.over)
         while True:
             try:
                 yield show(next(reports))
@@ -379,6 +387,7 @@ class Studio:
         session, engine = self.session(state)
         box = self._box(session, size, x, y)
         steps = checked_steps(steps, "embedding steps")
+        budget = self.time_budget(engine, steps)
         picture = crop_image(Image.fromarray(session.photo), box)
         yield {self.c.photo.crop_preview: views.crop_preview(session.photo, box)}
         outcome: EditOutcome = yield from self._optimize(
@@ -386,9 +395,10 @@ class Studio:
             lambda on_step, should_stop: engine.embed(picture, steps, on_step=on_step, should_stop=should_stop,
                                                       label_map=self.map_with_picture(engine)),
             "Embedding the photo", progress,
-            lambda p: f"Embedding {session.photo_name}: step {p.step} of {p.steps}, loss {p.loss:.4f}")
+            lambda p: f"Embedding {session.photo_name}: step {p.step} of {p.steps}, loss {p.loss:.4f}", budget)
         session.start(outcome.wplus, f"photo {session.photo_name} (embedded, {len(outcome.losses)} steps)")
-        yield from self.show(session, engine, outcome, message=views.finished("Embedding", outcome, steps))
+        yield from self.show(session, engine, outcome,
+                             message=views.finished("Embedding", outcome, steps, budget.ran_out))
 
     @guarded
     def example_photo(self, state: Session | None, example: Sequence[Any] | None, steps: float | None,
@@ -412,6 +422,7 @@ class Studio:
             raise ValueError(f"mask editing needs a segmentation branch, and model {engine.config.name!r} has none: "
                              f"sample, embed and apply vectors instead, or load a model with a segmenter")
         steps = checked_steps(steps, "edit steps")
+        budget = self.time_budget(engine, steps)
         current = self.rendering(session, engine, session.current.wplus)
         k = views.canvas_scale(*current.image.shape[:2])
         painted, ids = decode_canvas(canvas, current.labels, engine.config.palette, k)
@@ -422,7 +433,8 @@ class Studio:
                                                      on_step=on_step, should_stop=should_stop, original=current,
                                                      label_map=self.map_with_picture(engine)),
             "Editing", progress,
-            lambda p: f"Editing: step {p.step} of {p.steps}, loss {p.loss:.4f} (Cancel keeps the best result so far)")
+            lambda p: f"Editing: step {p.step} of {p.steps}, loss {p.loss:.4f} (Cancel keeps the best result so far)",
+            budget)
         if outcome.best_step == 0 and not outcome.cancelled:
             yield self.view(session, engine, current, message=views.unchanged("Edit", outcome))
             return
@@ -430,7 +442,7 @@ class Studio:
         names = ", ".join(engine.config.class_names[i] for i in classes if i < engine.config.n_classes)
         session.record_edit(outcome.wplus, classes, f"mask edit ({names or 'painted classes'}, "
                                                     f"{len(outcome.losses)} steps)")
-        yield from self.show(session, engine, outcome, message=views.finished("Edit", outcome, steps))
+        yield from self.show(session, engine, outcome, message=views.finished("Edit", outcome, steps, budget.ran_out))
 
     @guarded
     def cancel(self, request: gr.Request = None) -> str:
@@ -520,13 +532,15 @@ class Studio:
             raise ValueError(f"refine steps: choose {choices}, got {refine_steps!r}") from None
         if refine not in REFINE_CHOICES:
             raise ValueError(f"refine steps: choose {choices}, got {refine}")
+        budget = self.time_budget(engine, refine)
         outcome, values, classes = yield from self._optimize(
             self._key(request, session),
             lambda on_step, should_stop: self._apply(session, engine, slots, refine, on_step, should_stop),
-            "Refining", progress, lambda p: f"Refining: step {p.step} of {p.steps}")
+            "Refining", progress, lambda p: f"Refining: step {p.step} of {p.steps}", budget)
         session.record_sliders(outcome.wplus, values, classes, refined=True,
                                action=f"sliders refined ({len(outcome.losses)} steps)")
-        yield from self.show(session, engine, outcome, message=views.finished("Refinement", outcome, refine))
+        yield from self.show(session, engine, outcome,
+                             message=views.finished("Refinement", outcome, refine, budget.ran_out))
 
     @guarded
     def save_vector(self, state: Session | None, name: str | None) -> dict:
