@@ -203,6 +203,19 @@ def test_the_scratch_space_keeps_to_its_byte_budget(tmp_path):
     assert scratch.request_folder().is_dir()
 
 
+def test_the_scratch_budget_comes_from_the_environment(tmp_path, monkeypatch):
+    from editgan.app.scratch import DEFAULT_GB
+
+    monkeypatch.delenv("EDITGAN_SCRATCH_GB", raising=False)
+    assert ScratchSpace(tmp_path / "a").max_bytes == DEFAULT_GB * 2**30
+    monkeypatch.setenv("EDITGAN_SCRATCH_GB", "0.5")
+    assert ScratchSpace(tmp_path / "b").max_bytes == 2**29
+    for bad in ["lots", "-1", "nan", "0"]:
+        monkeypatch.setenv("EDITGAN_SCRATCH_GB", bad)
+        with pytest.raises(ValueError, match="EDITGAN_SCRATCH_GB must be a number of gigabytes above 0"):
+            ScratchSpace(tmp_path / "c")
+
+
 def test_the_scratch_space_reads_its_files_dates_at_most_every_sweep_interval(tmp_path):
     scratch = ScratchSpace(tmp_path / "scratch", max_age_s=60, sweep_every_s=3600)
     old = scratch.request_folder()

@@ -28,13 +28,25 @@ from editgan.errors import ScratchFullError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = int(float(os.environ.get("EDITGAN_SCRATCH_GB", "10")) * 2**30)
-"""The scratch space's byte budget: ``$EDITGAN_SCRATCH_GB`` (10 GB unless set). A taught 512-px model and its zip
+DEFAULT_GB = 10.0
+"""The scratch space's byte budget unless ``$EDITGAN_SCRATCH_GB`` says otherwise. A taught 512-px model and its zip
 take about 250 MB of a visitor's session."""
 REQUEST_PREFIX = "api"
 """Owners of single API calls' results are named ``api<token>``: the first to go when space runs short."""
 RESULT_GRACE_S = 60.0
 """An API result younger than this is never evicted: its call may not have been answered yet."""
+
+
+def budget_from_environment() -> int:
+    """``$EDITGAN_SCRATCH_GB`` in bytes (:data:`DEFAULT_GB` when unset); the operator hears of a bad value."""
+    value = os.environ.get("EDITGAN_SCRATCH_GB", "").strip()
+    try:
+        gigabytes = float(value) if value else DEFAULT_GB
+    except ValueError:
+        gigabytes = math.nan
+    if not (math.isfinite(gigabytes) and gigabytes > 0):
+        raise ValueError(f"EDITGAN_SCRATCH_GB must be a number of gigabytes above 0, got {value!r}")
+    return int(gigabytes * 2**30)
 
 
 @dataclass(frozen=True)
@@ -45,12 +57,12 @@ class _Owner:
 
 
 class ScratchSpace:
-    def __init__(self, root: Path | None = None, max_age_s: float = 3600.0, max_bytes: int = DEFAULT_MAX_BYTES,
+    def __init__(self, root: Path | None = None, max_age_s: float = 3600.0, max_bytes: int | None = None,
                  sweep_every_s: float = 60.0):
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="editgan-studio-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_age_s = max_age_s
-        self.max_bytes = max_bytes
+        self.max_bytes = budget_from_environment() if max_bytes is None else max_bytes
         self.sweep_every_s = sweep_every_s
         self._lock = threading.Lock()
         self._swept_at = -math.inf
