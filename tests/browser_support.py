@@ -1,5 +1,9 @@
 """What the real-browser tests share: Debian's Chromium driven by Playwright (never a browser Playwright downloads),
-and the few moves every test makes on a Gradio page: read a shown picture, pick a brush colour, aim at a canvas."""
+and the few moves every test makes on a Gradio page: read a shown picture, pick a brush colour, aim at a canvas.
+
+Every ``page.wait_for_function`` polls every 100 ms (``polling=100``). With Playwright's default, a check per
+animation frame, a wait for the Teach tab's new label map timed out after 90 s in most runs once the fill answered
+about 0.1 s sooner, while a loop reading the same attribute from Python saw it change at once."""
 from __future__ import annotations
 
 import io

@@ -50,13 +50,15 @@ def page(url):
 
 
 def wait_for_status(page, text: str) -> None:
-    page.wait_for_function("t => (document.querySelector('#status')?.innerText || '').includes(t)", arg=text)
+    page.wait_for_function("t => (document.querySelector('#status')?.innerText || '').includes(t)", arg=text,
+                           polling=100)
 
 
 
 def wait_for_new_image(page, elem_id: str, old_src: str) -> np.ndarray:
     page.wait_for_function("([id, old]) => { const img = document.querySelector(`#${id} img`);"
-                           " return img && img.getAttribute('src') !== old; }", arg=[elem_id, old_src])
+                           " return img && img.getAttribute('src') !== old; }", arg=[elem_id, old_src],
+                           polling=100)
     return shown_image(page, elem_id)[1]
 
 
@@ -126,7 +128,8 @@ def pick_class(page, name: str) -> None:
 
 def wait_for_brush_color(page, rgb: tuple[int, int, int]) -> None:
     page.wait_for_function("css => (document.querySelector(\"#editor button[aria-label='Color']\")"
-                           "?.getAttribute('style') || '').includes(css)", arg=f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})")
+                           "?.getAttribute('style') || '').includes(css)", arg=f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})",
+                           polling=100)
 
 
 def test_the_class_picker_sets_the_brush_color_that_paints(page):

@@ -37,7 +37,7 @@ HEAD, WING = BIRD.palette[1], BIRD.palette[8]
 
 def wait_for_text(page, elem_id: str, text: str) -> None:
     page.wait_for_function("([id, t]) => (document.querySelector('#' + id)?.innerText || '').includes(t)",
-                           arg=[elem_id, text])
+                           arg=[elem_id, text], polling=100)
 
 
 
@@ -95,7 +95,7 @@ def annotate(page, seed: int, fill_at: tuple[float, float]) -> None:
     click_image(page, "teach-picture", *fill_at)
     wait_for_text(page, "teach-status", "Filled")
     page.wait_for_function("([id, old]) => document.querySelector(`#${id} img`)?.getAttribute('src') !== old",
-                           arg=["teach-labels", src])
+                           arg=["teach-labels", src], polling=100)
     wait_until_updated(page, "teach-editor")
     pick_color(page, HEAD, "teach-editor")
     strokes(page, "teach-editor", range(2, 12), 2, SIZE - 3)
@@ -104,7 +104,7 @@ def annotate(page, seed: int, fill_at: tuple[float, float]) -> None:
     page.locator("#teach-keep").click()
     wait_for_text(page, "teach-status", f"Kept sample {seed}")
     page.wait_for_function("([id, old]) => document.querySelector(`#${id} img`)?.getAttribute('src') !== old",
-                           arg=["teach-labels", src])
+                           arg=["teach-labels", src], polling=100)
     labels = shown_image(page, "teach-labels")[1][K // 2::K, K // 2::K]
     assert (labels == HEAD).all(-1)[3:11, 4:SIZE - 5].mean() > 0.5, "the brush band should be 'head'"
     assert (labels == WING).all(-1).any(), "the fill should make some 'wing'"
@@ -115,7 +115,8 @@ def test_teach_a_generator_only_model_edit_save_a_preset_and_the_folder(page, tm
     page.locator("#teach-template input").click()
     page.get_by_role("option", name="bird").click()
     page.locator("#teach-use-template").click()
-    page.wait_for_function("() => document.querySelector('#teach-classes textarea').value.includes('beak')")
+    page.wait_for_function("() => document.querySelector('#teach-classes textarea').value.includes('beak')",
+                           polling=100)
     page.locator("#teach-apply-classes").click()
     wait_for_text(page, "teach-status", "11 classes set")
 
@@ -139,7 +140,8 @@ def test_teach_a_generator_only_model_edit_save_a_preset_and_the_folder(page, tm
     pick_color(page, HEAD)
     strokes(page, "editor", range(4, 28), 4, SIZE - 5)
     page.locator("#edit").click()
-    page.wait_for_function("() => /Edit (done|found nothing)/.test(document.querySelector('#status')?.innerText)")
+    page.wait_for_function("() => /Edit (done|found nothing)/.test(document.querySelector('#status')?.innerText)",
+                           polling=100)
     assert "Edit done" in page.locator("#status").inner_text(), page.locator("#status").inner_text()
     assert page.locator("#picture img").first.get_attribute("src") != picture_src
 
