@@ -15,6 +15,7 @@ from editgan.app.api import PublicApi, api_components, wire_public_api
 from editgan.app.components import PAGE_CSS, Components, studio_layout
 from editgan.app.engines import ENGINES, EngineRegistry, model_key
 from editgan.app.gpu import QUICK_SECONDS, GpuRunner, gpu_runner
+from editgan.app.gradio_cache import install_whole_file_cache
 from editgan.app.jobs import LABEL_JOBS, LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
 from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy, offered_models
 from editgan.app.renders import RenderCache
@@ -50,6 +51,7 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
     pick among ``models`` (default: just ``model``) and messages name no server path. Launch the result with
     ``.launch(**launch_options())``."""
     engines = engines or ENGINES
+    install_whole_file_cache()
     # first: on a ZeroGPU Space importing `spaces` patches torch so that the main process, which has no GPU, may put
     # the model on CUDA (each call moves it to the GPU it gets); the model's device is chosen after that
     gpu = gpu_runner()  # model work inside @spaces.GPU on a ZeroGPU Space; a plain call elsewhere
