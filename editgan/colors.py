@@ -1,6 +1,7 @@
 """Class colors: parsing, formatting, and label maps ↔ RGB. A leaf module that every layer may use."""
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -12,14 +13,20 @@ def hex_color(rgb: Sequence[int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
 
 
+_HEX6 = re.compile(r"[0-9a-fA-F]{6}")
+
+
 def parse_color(value: str | Sequence[int]) -> Color:
-    """'#rrggbb' or (r, g, b) → (r, g, b)."""
+    """'#rrggbb' or (r, g, b) with each 0..255 → (r, g, b); ValueError otherwise ('#-1-2-3' too: int() would
+    read each '-1' as a number)."""
     if isinstance(value, str):
         v = value.lstrip("#")
-        if len(v) != 6:
-            raise ValueError(f"not a #rrggbb color: {value!r}")
+        if not _HEX6.fullmatch(v):
+            raise ValueError(f"not a #rrggbb color: {value[:40]!r}")
         return int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16)
     r, g, b = (int(c) for c in value)
+    if not all(0 <= c <= 255 for c in (r, g, b)):
+        raise ValueError(f"a color's parts go from 0 to 255, got {(r, g, b)}")
     return r, g, b
 
 

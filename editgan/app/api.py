@@ -21,7 +21,7 @@ from typing import Any
 import gradio as gr
 
 from editgan.app import gpu
-from editgan.app.checks import checked_seed, checked_steps, guarded
+from editgan.app.checks import checked_seed, checked_steps, checked_truncation, guarded
 from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import LONG_JOBS, QUICK_JOBS
 from editgan.app.policy import Policy
@@ -111,10 +111,9 @@ class PublicApi:
         → image.png, labels.png, wplus.npy and info."""
         engine = self.engine()
         seed = checked_seed(seed)
+        truncation = checked_truncation(truncation, engine.config.truncation)
         rendering = engine.sample(seed, truncation)
-        return self._files(engine, rendering, {"seed": seed,
-                                               "truncation": engine.config.truncation if truncation is None
-                                               else float(truncation)})
+        return self._files(engine, rendering, {"seed": seed, "truncation": truncation})
 
     @guarded
     def embed(self, photo: str | None, steps: float = 100) -> Files:
@@ -162,7 +161,7 @@ class PublicApi:
         if isinstance(scales, str):
             try:
                 scales = json.loads(scales or "{}")
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise ValueError(f'scales must be a JSON object of preset name → scale, e.g. '
                                  f'{{"{next(iter(engine.presets), "name")}": 0.8}}') from None
         if not isinstance(scales, dict) or not scales:

@@ -64,7 +64,7 @@ def checked_whole(value: Any, what: str, low: int, high: int) -> int:
     """A whole number from ``low`` to ``high`` (a float that is whole is fine: pages send numbers as floats)."""
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past float's range
         raise ValueError(f"{what} must be a whole number, got {value!r}") from None
     if not math.isfinite(number) or number != int(number) or not low <= number <= high:
         raise ValueError(f"{what} must be a whole number from {low} to {high}, got {value!r}")
@@ -79,10 +79,23 @@ def checked_steps(value: Any, what: str, limit: int = MAX_STEPS) -> int:
     return checked_whole(value, what, 1, limit)
 
 
+def checked_truncation(value: Any, default: float) -> float:
+    """A truncation from 0 to 1; ``default`` (the model's) when none is given."""
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"truncation must be a number from 0 to 1, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:  # also refuses NaN
+        raise ValueError(f"truncation must be a number from 0 to 1, got {value!r}")
+    return number
+
+
 def checked_number(value: Any, what: str, limit: float = 100.0) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past float's range
         raise ValueError(f"{what} must be a number, got {value!r}") from None
     if not math.isfinite(number) or abs(number) > limit:
         raise ValueError(f"{what} must be a number from {-limit:g} to {limit:g}, got {value!r}")
@@ -93,7 +106,7 @@ def checked_fraction(percent: Any, default: float) -> float:
     value = default if percent is None else percent
     try:
         fraction = float(value) / 100
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past float's range
         raise ValueError(f"crop values are percentages, got {percent!r}") from None
     if not math.isfinite(fraction):
         raise ValueError(f"crop values are percentages, got {percent!r}")

@@ -15,6 +15,7 @@ import PIL.Image
 from editgan.app import views
 from editgan.app.session import MAX_HISTORY, MAX_SLIDERS
 from editgan.colors import hex_color
+from editgan.engine.images import PHOTO_FORMATS
 from editgan.engine.model import EditGANModel
 
 EDITOR_HEIGHT = 640
@@ -100,7 +101,7 @@ def check_layer_count(payload, blobs: dict) -> None:
 def check_layer_header(file) -> None:
     """Refuse an editor image that is unreadable or larger than any canvas, from its header alone."""
     try:
-        with PIL.Image.open(file.path if hasattr(file, "path") else io.BytesIO(file)) as header:
+        with PIL.Image.open(file.path if hasattr(file, "path") else io.BytesIO(file), formats=PHOTO_FORMATS) as header:
             width, height = header.size
     except (OSError, SyntaxError, ValueError):
         raise gr.Error("a paint layer is not a readable image: reload the page and paint again",

@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from editgan.app import gpu, views
-from editgan.app.checks import checked_fraction, checked_number, checked_seed, checked_steps, guarded, user_error
+from editgan.app.checks import (checked_fraction, checked_number, checked_seed, checked_steps, checked_truncation,
+                                 guarded, user_error)
 from editgan.app.components import FIRST_SEED, REFINE_CHOICES, Components, brush, class_choices, default_class, eraser
 from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import CancelFlags, run_cancellable
@@ -308,7 +309,7 @@ class Studio:
     @guarded
     def load_model(self, choice: str | None, state: Session | None = None,
                    progress: gr.Progress = gr.Progress()) -> dict:
-        choice = (choice or "").strip() or self.default_model
+        choice = (choice if isinstance(choice, str) else "").strip() or self.default_model
         own = state.model_id if isinstance(state, Session) else None
         # the session's own model (taught here) by its listed name; any other choice as the policy allows
         key = own if own and choice == self.policy.name_of(own) else self.policy.check_model(choice)
@@ -328,7 +329,7 @@ class Studio:
 
     def _sample(self, state: Session | None, seed: int, truncation: float | None, extra: dict | None = None):
         session, engine = self.session(state)
-        truncation = engine.config.truncation if truncation is None else float(truncation)
+        truncation = checked_truncation(truncation, engine.config.truncation)
         sample = engine.sample(seed, truncation) if self.map_with_picture(engine) else \
             engine.sample_picture(seed, truncation)
         session.start(sample.wplus, f"sample (seed {seed}, truncation {truncation:g})")

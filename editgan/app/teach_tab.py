@@ -25,7 +25,7 @@ from editgan.app.engines import model_key
 from editgan.app.gpu import QUICK_SECONDS, TRAIN_SECONDS, GpuRunner
 from editgan.app.jobs import LONG_JOBS, QUICK_JOBS, SESSION_JOBS, CancelFlags, run_cancellable
 from editgan.app.paint import decode_canvas
-from editgan.app.checks import checked_seed, checked_whole, guarded
+from editgan.app.checks import checked_seed, checked_truncation, checked_whole, guarded
 from editgan.app.studio import Studio
 from editgan.app.teach_files import pack_folder, unpack_upload
 from editgan.app.teach_layout import LIMITS, PUBLIC_LIMITS, TeachTab
@@ -43,18 +43,6 @@ UI_EVENT = {"api_visibility": "undocumented"}
 PREVIEW_SEEDS = (100_001, 100_002)
 """New samples (not annotated ones) that the preview shows with the taught branch's label maps: with the classifiers
 trained so far while the branch trains (after the first, then every few seconds), then with the whole branch."""
-
-
-def checked_truncation(value: Any, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"truncation must be a number from 0 to 1, got {value!r}") from None
-    if not 0.0 <= number <= 1.0:  # also refuses NaN
-        raise ValueError(f"truncation must be a number from 0 to 1, got {value!r}")
-    return number
 
 
 class Teach:

@@ -59,7 +59,7 @@ def picked_color(value: str | None) -> Color:
         if len(digits) == 3:
             digits = "".join(d * 2 for d in digits)
         return parse_color(digits[:6] if len(digits) == 8 else digits)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"pick a colour for the class: {str(value)[:30]!r} is not one") from None
 
 

@@ -100,7 +100,7 @@ def corrected(what: str, typed: object, lowest: float, highest: float) -> str:
     """The sentence when the page moved a typed value into its slider's range, or "" when it was in range."""
     try:
         value = float(typed)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return ""
     if math.isnan(value) or lowest <= value <= highest:
         return ""

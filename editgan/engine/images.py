@@ -13,6 +13,11 @@ from editgan.errors import ImageError
 MAX_PIXELS = 40_000_000
 """Larger uploads are refused before decoding (a 50 MP photo would take seconds and GBs for nothing)."""
 MIN_SIDE = 16
+PHOTO_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+"""What an upload may be (JPEG includes the MPO files of many phone cameras); Pillow would otherwise open any
+format it knows, EPS included, whose decoding runs Ghostscript."""
+HIGH_DEPTH_ROWS = 512
+"""Rows of a 16/32-bit picture scaled at once (the whole of a 40 MP one in float64 was a gigabyte)."""
 
 
 
@@ -25,7 +30,7 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> Image.I
     else:
         data = source if isinstance(source, bytes) else _read(Path(source))
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=PHOTO_FORMATS)
             _check_size(image.size)
             image.load()
         except ImageError:
@@ -35,7 +40,10 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> Image.I
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise ImageError("this file is not a readable image (PNG, JPEG, WebP, …); it may be corrupt") from e
     _check_size(image.size)
-    image = ImageOps.exif_transpose(image)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block fails in many ways: the photo is kept as stored
+        pass
     return _to_rgb(image)
 
 
@@ -81,7 +89,7 @@ def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
     """16-bit and 32-bit grayscale (PIL modes I;16, I, F) → 8-bit RGB. PIL's own conversion clips such values to
     255, which turns a 16-bit photo white; the values are scaled instead: 16-bit integers by 1/257, floats in [0, 1]
     by 255, anything else by its own maximum."""
-    values = np.asarray(image, dtype=np.float64)
+    values = np.asarray(image)
     top = float(values.max()) if values.size else 0.0
     if image.mode == "F" and top <= 1.0:
         scale = 255.0
@@ -91,7 +99,10 @@ def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
         scale = 255.0 / 65535.0
     else:
         scale = 255.0 / top
-    gray = np.clip(np.round(values * scale), 0, 255).astype(np.uint8)
+    gray = np.empty(values.shape, np.uint8)
+    for start in range(0, len(values), HIGH_DEPTH_ROWS):
+        rows = values[start:start + HIGH_DEPTH_ROWS].astype(np.float64)
+        gray[start:start + HIGH_DEPTH_ROWS] = np.clip(np.round(rows * scale), 0, 255)
     return Image.fromarray(gray, "L").convert("RGB")
 
 

@@ -81,12 +81,16 @@ def read_label_map(source: str | Path | bytes, palette: Sequence[Color], shape: 
 
 def _ids_from_image(source: str | Path | bytes, palette: Sequence[Color], shape: tuple[int, int]) -> np.ndarray:
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else Path(source))
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else Path(source), formats=["PNG"])
         if image.size != (shape[1], shape[0]):  # from the header: nothing of another size is decoded
             raise ImageError(f"the label map is {image.width}×{image.height}; this model's maps are "
                              f"{shape[1]}×{shape[0]}")
         if image.mode == "P" and _palette_of(image)[: len(palette)] == [tuple(c) for c in palette]:
             return np.asarray(image)
+        if image.mode in ("L", "I;16", "I"):  # gray values: class ids, as the Teach tab's annotation files hold them
+            ids = np.asarray(image)
+            if ids.size and 0 <= ids.min() and ids.max() < len(palette):
+                return ids
         return snap_to_palette(np.asarray(image.convert("RGB")), palette)
     except ImageError:
         raise

@@ -77,7 +77,7 @@ class EditingVector:
             return 0.0
         try:
             scale = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise VectorError(f"the scale of {self.display_name!r} must be a number, got {value!r}") from None
         if not math.isfinite(scale):
             raise VectorError(f"the scale of {self.display_name!r} must be a finite number, got {value}")

@@ -228,7 +228,7 @@ def read_label_map(path: Path, palette: Sequence[Color], size: tuple[int, int] |
                    expected: str = "this model's pictures are") -> np.ndarray:
     """One label map file → (h, w) int64 class ids; the size comes from the header and is checked first."""
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=["PNG"]) as image:
             width, height = image.size
             if size is not None and (height, width) != tuple(size):
                 raise AnnotationError(f"{path.name}: the label map is {width}×{height}; {expected} "
