@@ -181,10 +181,17 @@ class SecondPerRead:
 
 
 def test_a_time_budget_runs_out_only_where_there_is_one(monkeypatch):
-    monkeypatch.setattr(gpu, "monotonic", SecondPerRead())
-    unlimited, budget = gpu.time_budget(64, 100, limited=False), gpu.TimeBudget(3)
-    assert [budget.over() for _ in range(4)] == [False, False, True, True] and budget.ran_out
-    assert not any(unlimited.over() for _ in range(1000)) and not unlimited.ran_out
+    from editgan.app import jobs
+
+    monkeypatch.setattr(jobs, "monotonic", SecondPerRead())
+    unlimited, budget = jobs.job_budget(64, 100, zero_gpu=False, public=False), jobs.TimeBudget(3, "at the end")
+    assert [budget.over() for _ in range(4)] == [False, False, True, True] and budget.stopped == "at the end"
+    assert not any(unlimited.over() for _ in range(1000)) and unlimited.stopped is None
+    zero = jobs.job_budget(64, 100, True, False)  # each read of the clock a second later
+    assert [zero.over() for _ in range(gpu.steps_seconds(64, 100))][-2:] == [False, True]
+    public, both = jobs.job_budget(64, 100, False, True), jobs.job_budget(1024, 2000, True, True)
+    assert "GPU time" in zero.reason and "public studio's limit of 10 minutes" in public.reason
+    assert both.reason == public.reason  # ZeroGPU's 880 s against the public 600 s: the tighter one
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     assert gpu.on_zero_gpu()
     monkeypatch.setenv("SPACES_ZERO_GPU", "false")
@@ -212,7 +219,7 @@ def test_on_zero_gpu_an_edit_stops_before_its_asked_time_and_keeps_its_best_step
     before (each step reads the clock once here, a second apart) and the best one is kept and said so."""
     import re
 
-    from editgan.app import build_demo
+    from editgan.app import build_demo, jobs
     from editgan.app.engines import EngineRegistry
     from editgan.networks.lpips import PixelMSELoss
 
@@ -223,8 +230,8 @@ def test_on_zero_gpu_an_edit_stops_before_its_asked_time_and_keeps_its_best_step
     engine.perceptual = PixelMSELoss()
     list(studio.sample(session, 5, 0.7))
     canvas = reddish_everywhere(studio, session, engine)
-    budget_s = gpu.job_seconds(engine.generator.size, 200) - gpu.LOOP_RESERVE_SECONDS
-    monkeypatch.setattr(gpu, "monotonic", SecondPerRead())
+    budget_s = gpu.steps_seconds(engine.generator.size, 200)
+    monkeypatch.setattr(jobs, "monotonic", SecondPerRead())
     outs = list(studio.edit(session, canvas, 200, None, lambda *args, **kwargs: None))
     said = " ".join(str(out.get(studio.c.picture.status, "")) for out in outs)
     found = re.search(r"Edit stopped after (\d+) of 200 steps, before the GPU time this request asked for ran out",
@@ -236,6 +243,7 @@ def test_on_zero_gpu_an_edit_stops_before_its_asked_time_and_keeps_its_best_step
 def test_on_zero_gpu_the_api_says_when_its_steps_stopped_for_time(monkeypatch, tiny_model_dir, tmp_path):
     import numpy as np
 
+    from editgan.app import jobs
     from editgan.app.api import PublicApi
     from editgan.app.engines import EngineRegistry
     from editgan.app.policy import Policy
@@ -250,10 +258,33 @@ def test_on_zero_gpu_the_api_says_when_its_steps_stopped_for_time(monkeypatch, t
     wanted = engine.sample(5, 0.7).labels.copy()
     wanted[wanted == 0] = 1
     np.save(tmp_path / "wanted.npy", wanted)
-    monkeypatch.setattr(gpu, "monotonic", SecondPerRead())
+    monkeypatch.setattr(jobs, "monotonic", SecondPerRead())
     *_, info = api.edit(wplus, str(tmp_path / "wanted.npy"), 200)
-    assert 0 < info["steps"] < 200 and "before the GPU time this call asked for ran out" in info["stopped"]
+    assert 0 < info["steps"] < 200 and "before the GPU time this request asked for ran out" in info["stopped"]
     monkeypatch.delenv("SPACES_ZERO_GPU")
     plain = PublicApi(api.engines, api.model, "cpu", api.scratch, Policy())  # off ZeroGPU: every step runs
     *_, info = plain.edit(wplus, str(tmp_path / "wanted.npy"), 30)
     assert info["steps"] == 30 and "stopped" not in info
+
+
+def test_in_public_mode_a_job_stops_at_the_public_limit_and_keeps_its_best(monkeypatch, tiny_model_dir):
+    """Off ZeroGPU too, a public studio gives one visitor's edit at most PUBLIC_JOB_SECONDS of steps: the long
+    jobs take turns, and a 2000-step edit on a CPU would hold them for the better part of an hour."""
+    import re
+
+    from editgan.app import build_demo, jobs
+    from editgan.app.engines import EngineRegistry
+    from editgan.networks.lpips import PixelMSELoss
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    monkeypatch.setattr(jobs, "PUBLIC_JOB_SECONDS", 30)
+    studio = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry(), public=True).studio
+    session, engine = studio.session(None)
+    engine.perceptual = PixelMSELoss()
+    list(studio.sample(session, 5, 0.7))
+    canvas = reddish_everywhere(studio, session, engine)
+    monkeypatch.setattr(jobs, "monotonic", SecondPerRead())
+    outs = list(studio.edit(session, canvas, 200, None, lambda *args, **kwargs: None))
+    said = " ".join(str(out.get(studio.c.picture.status, "")) for out in outs)
+    found = re.search(r"Edit stopped after (\d+) of 200 steps, at this public studio's limit of 0 minutes", said)
+    assert found and 0 < int(found.group(1)) <= 30, said

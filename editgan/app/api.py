@@ -23,7 +23,7 @@ import gradio as gr
 from editgan.app import gpu
 from editgan.app.checks import checked_seed, checked_steps, checked_truncation, guarded
 from editgan.app.engines import EngineRegistry
-from editgan.app.jobs import LONG_JOBS, QUICK_JOBS
+from editgan.app.jobs import LONG_JOBS, QUICK_JOBS, TimeBudget, job_budget
 from editgan.app.policy import Policy
 from editgan.app.scratch import ScratchSpace
 from editgan.engine.latents import as_latent
@@ -94,15 +94,15 @@ class PublicApi:
             raise ValueError("give the picture's latent: the wplus.npy that another endpoint returned")
         return as_latent(read_latent(wplus), (engine.n_latent, engine.style_dim))
 
-    def _budget(self, engine: EditGANModel, steps: int) -> gpu.TimeBudget:
-        return gpu.time_budget(engine.generator.size, steps, self.time_limited)
+    def _budget(self, engine: EditGANModel, steps: int) -> TimeBudget:
+        return job_budget(engine.generator.size, steps, self.time_limited, self.policy.public)
 
     @staticmethod
-    def _run(outcome: EditOutcome, budget: gpu.TimeBudget) -> dict[str, Any]:
+    def _run(outcome: EditOutcome, budget: TimeBudget) -> dict[str, Any]:
         info = {"steps": len(outcome.losses), "final_loss": outcome.losses[-1] if outcome.losses else None,
                 "perceptual_loss": outcome.perceptual}
-        if budget.ran_out:
-            info["stopped"] = "before the GPU time this call asked for ran out; the best step is returned"
+        if budget.stopped:
+            info["stopped"] = f"{budget.stopped}; the best step is returned"
         return info
 
     @guarded

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from time import monotonic
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -52,25 +51,10 @@ def on_zero_gpu() -> bool:
     return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
-class TimeBudget:
-    """How long an optimization's steps may run, counted from the budget's making (the callback's start): its
-    :meth:`over` joins the Cancel button as the loop's ``should_stop``. Unlimited when ``seconds`` is None."""
-
-    def __init__(self, seconds: float | None):
-        self._end = None if seconds is None else monotonic() + seconds
-        self.ran_out = False
-        """Whether :meth:`over` has said yes: the result is the best step within the time."""
-
-    def over(self) -> bool:
-        if not self.ran_out and self._end is not None and monotonic() >= self._end:
-            self.ran_out = True
-        return self.ran_out
-
-
-def time_budget(canvas: int, steps: int, limited: bool) -> TimeBudget:
-    """The budget of an optimization of ``steps`` steps on a ``canvas``-px generator: what :func:`job_seconds`
-    asked ZeroGPU for, less :data:`LOOP_RESERVE_SECONDS`, when ``limited`` (on ZeroGPU); else unlimited."""
-    return TimeBudget(job_seconds(canvas, steps) - LOOP_RESERVE_SECONDS if limited else None)
+def steps_seconds(canvas: int, steps: int) -> float:
+    """How long the steps of an optimization may run on ZeroGPU: what :func:`job_seconds` asked for, less
+    :data:`LOOP_RESERVE_SECONDS`."""
+    return job_seconds(canvas, steps) - LOOP_RESERVE_SECONDS
 
 
 def never_failing(seconds: Callable[..., int], fallback: int = DEFAULT_SECONDS) -> Callable[..., int]:

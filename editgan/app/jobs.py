@@ -8,7 +8,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from time import monotonic
 from typing import Any, Callable, Generator, TypeVar
+
+from editgan.app import gpu
 
 T = TypeVar("T")
 
@@ -27,6 +30,45 @@ LOADS = {"concurrency_id": "load", "concurrency_limit": 1}
 
 PREVIEW_EVERY_S = 0.25
 """Live previews of long jobs are sent at most this often."""
+PUBLIC_JOB_SECONDS = 600
+"""In public mode an edit, embedding or refinement runs its steps for at most this long, then keeps its best: one
+visitor's 2000-step edit of a 512-px model on a CPU would hold the long jobs' queue for the better part of an
+hour."""
+
+
+class TimeBudget:
+    """How long an optimization's steps may run, counted from the budget's making (the callback's start), and why:
+    its :meth:`over` joins the Cancel button as the loop's ``should_stop``. Unlimited when ``seconds`` is None."""
+
+    def __init__(self, seconds: float | None, reason: str = ""):
+        self._end = None if seconds is None else monotonic() + seconds
+        self.reason = reason
+        """What the end of the time is, for the sentence that says the steps stopped there."""
+        self.ran_out = False
+        """Whether :meth:`over` has said yes: the result is the best step within the time."""
+
+    def over(self) -> bool:
+        if not self.ran_out and self._end is not None and monotonic() >= self._end:
+            self.ran_out = True
+        return self.ran_out
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the steps stopped early (:attr:`reason`), or None when they did not run out of time."""
+        return self.reason if self.ran_out else None
+
+
+def job_budget(canvas: int, steps: int, zero_gpu: bool, public: bool) -> TimeBudget:
+    """The time of an optimization of ``steps`` steps on a ``canvas``-px generator: on ZeroGPU a little less than
+    its call asked for (:func:`editgan.app.gpu.steps_seconds`), in public mode at most
+    :data:`PUBLIC_JOB_SECONDS`, the tighter of the two; elsewhere unlimited."""
+    limits = []
+    if zero_gpu:
+        limits.append((gpu.steps_seconds(canvas, steps), "before the GPU time this request asked for ran out"))
+    if public:
+        limits.append((PUBLIC_JOB_SECONDS, f"at this public studio's limit of {PUBLIC_JOB_SECONDS // 60} minutes "
+                                           f"a job"))
+    return TimeBudget(*min(limits)) if limits else TimeBudget(None)
 
 
 class BackgroundJob:

@@ -22,7 +22,7 @@ from editgan.app.checks import (checked_fraction, checked_number, checked_seed, 
                                  guarded, user_error)
 from editgan.app.components import FIRST_SEED, REFINE_CHOICES, Components, brush, class_choices, default_class, eraser
 from editgan.app.engines import EngineRegistry
-from editgan.app.jobs import CancelFlags, run_cancellable
+from editgan.app.jobs import CancelFlags, TimeBudget, job_budget, run_cancellable
 from editgan.app.paint import decode_canvas
 from editgan.app.policy import Policy
 from editgan.app.renders import RenderCache
@@ -65,7 +65,8 @@ class Studio:
         self.device = device
         self.cancels = CancelFlags()
         self.time_limited = gpu.on_zero_gpu()
-        """On ZeroGPU an optimization's steps stop a little before the time its call asked for."""
+        """On ZeroGPU an optimization's steps stop a little before the time its call asked for (and in public mode
+        after :data:`editgan.app.jobs.PUBLIC_JOB_SECONDS`)."""
         self.scratch = scratch or ScratchSpace()
         self.renders = renders or RenderCache()
         self.picture_first_s = PICTURE_FIRST_S
@@ -231,13 +232,13 @@ class Studio:
                 c.paint.edit: gr.Button(interactive=engine.has_segmenter),
                 c.sample.truncation: gr.Slider(value=engine.config.truncation)}
 
-    def time_budget(self, engine: EditGANModel, steps: int) -> gpu.TimeBudget:
-        """How long an optimization's steps may run: on ZeroGPU, a little less than the call asked for (made at the
-        callback's start); elsewhere unlimited."""
-        return gpu.time_budget(engine.generator.size, steps, self.time_limited)
+    def time_budget(self, engine: EditGANModel, steps: int) -> TimeBudget:
+        """How long an optimization's steps may run (:func:`editgan.app.jobs.job_budget`), made at the callback's
+        start."""
+        return job_budget(engine.generator.size, steps, self.time_limited, self.policy.public)
 
     def _optimize(self, key: str, work: Callable[[Callable, Callable], Any], desc: str, progress: gr.Progress,
-                  preview: Callable[[Progress], str], budget: gpu.TimeBudget) -> Generator[dict, None, Any]:
+                  preview: Callable[[Progress], str], budget: TimeBudget) -> Generator[dict, None, Any]:
         """Run an optimization with live previews of the picture and the status line, until done, cancelled or out
         of ``budget``; returns its result."""
         def show(p: Progress) -> dict:
@@ -399,7 +400,7 @@ class Studio:
             lambda p: f"Embedding {session.photo_name}: step {p.step} of {p.steps}, loss {p.loss:.4f}", budget)
         session.start(outcome.wplus, f"photo {session.photo_name} (embedded, {len(outcome.losses)} steps)")
         yield from self.show(session, engine, outcome,
-                             message=views.finished("Embedding", outcome, steps, budget.ran_out))
+                             message=views.finished("Embedding", outcome, steps, budget.stopped))
 
     @guarded
     def example_photo(self, state: Session | None, example: Sequence[Any] | None, steps: float | None,
@@ -443,7 +444,7 @@ class Studio:
         names = ", ".join(engine.config.class_names[i] for i in classes if i < engine.config.n_classes)
         session.record_edit(outcome.wplus, classes, f"mask edit ({names or 'painted classes'}, "
                                                     f"{len(outcome.losses)} steps)")
-        yield from self.show(session, engine, outcome, message=views.finished("Edit", outcome, steps, budget.ran_out))
+        yield from self.show(session, engine, outcome, message=views.finished("Edit", outcome, steps, budget.stopped))
 
     @guarded
     def cancel(self, request: gr.Request = None) -> str:
@@ -541,7 +542,7 @@ class Studio:
         session.record_sliders(outcome.wplus, values, classes, refined=True,
                                action=f"sliders refined ({len(outcome.losses)} steps)")
         yield from self.show(session, engine, outcome,
-                             message=views.finished("Refinement", outcome, refine, budget.ran_out))
+                             message=views.finished("Refinement", outcome, refine, budget.stopped))
 
     @guarded
     def save_vector(self, state: Session | None, name: str | None) -> dict:

@@ -108,13 +108,13 @@ def corrected(what: str, typed: object, lowest: float, highest: float) -> str:
     return f"{what} go from {lowest:g} to {highest:g}: {value:g} was changed to {kept:g}."
 
 
-def finished(what: str, outcome: EditOutcome, steps: int, ran_out: bool = False) -> str:
+def finished(what: str, outcome: EditOutcome, steps: int, stopped: str | None = None) -> str:
     """The status sentence after an optimization: how many steps ran, the final loss, cancelled, stopped for time
-    (``ran_out``: the GPU time the call asked for was running out) or done."""
+    (``stopped`` says where: "before the GPU time … ran out") or done."""
     final = f"final loss {outcome.losses[-1]:.4f}" if outcome.losses else "no steps run"
-    if outcome.cancelled and ran_out:
-        return (f"{what} stopped after {len(outcome.losses)} of {steps} steps, before the GPU time this request "
-                f"asked for ran out: kept the best result ({final}). Go on with more steps from here if you like.")
+    if outcome.cancelled and stopped:
+        return (f"{what} stopped after {len(outcome.losses)} of {steps} steps, {stopped}: kept the best result "
+                f"({final}). Go on with more steps from here if you like.")
     if outcome.cancelled:
         return f"{what} cancelled after {len(outcome.losses)} of {steps} steps: kept the best result ({final})."
     return f"{what} done: {len(outcome.losses)} steps, {final}."
