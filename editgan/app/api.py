@@ -73,7 +73,8 @@ class PublicApi:
                  policy: Policy):
         self.engines, self.model, self.device, self.scratch, self.policy = engines, model, device, scratch, policy
         self.time_limited = gpu.on_zero_gpu()
-        """On ZeroGPU an optimization's steps stop a little before the time its call asked for."""
+        """On ZeroGPU an optimization's steps stop a little before the time its call asked for (and in public mode
+        after :data:`editgan.app.jobs.PUBLIC_JOB_SECONDS`)."""
 
     def engine(self) -> EditGANModel:
         return self.engines.get(self.model, self.device)
