@@ -48,7 +48,7 @@ def _take(name: str, size: int, budget: list[int], where: str) -> None:
     budget[1] -= 1
     budget[2] -= PurePosixPath(name).suffix.lower() == ".png"
     if budget[1] < 0 or budget[2] < 0:
-        raise AnnotationError(f"the upload holds more files than a {CLASSES_FILE} and {budget[2]} label maps with "
+        raise AnnotationError(f"the upload holds more files than a {CLASSES_FILE} and {budget[3]} label maps with "
                               f"their latents: at most {budget[3]} annotated samples are taken here")
     if budget[0] < 0:
         raise AnnotationError(f"{where}: the upload unpacks to more than {MAX_TOTAL_BYTES // 2**20} MB")
