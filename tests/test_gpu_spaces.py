@@ -184,12 +184,15 @@ def test_a_time_budget_runs_out_only_where_there_is_one(monkeypatch):
     from editgan.app import jobs
 
     monkeypatch.setattr(jobs, "monotonic", SecondPerRead())
-    unlimited, budget = jobs.job_budget(64, 100, zero_gpu=False, public=False), jobs.TimeBudget(3, "at the end")
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    unlimited, budget = jobs.job_budget(64, 100, public=False), jobs.TimeBudget(3, "at the end")
     assert [budget.over() for _ in range(4)] == [False, False, True, True] and budget.stopped == "at the end"
     assert not any(unlimited.over() for _ in range(1000)) and unlimited.stopped is None
-    zero = jobs.job_budget(64, 100, True, False)  # each read of the clock a second later
+    public = jobs.job_budget(64, 100, public=True)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    zero = jobs.job_budget(64, 100, public=False)  # each read of the clock a second later
     assert [zero.over() for _ in range(gpu.steps_seconds(64, 100))][-2:] == [False, True]
-    public, both = jobs.job_budget(64, 100, False, True), jobs.job_budget(1024, 2000, True, True)
+    both = jobs.job_budget(1024, 2000, public=True)
     assert "GPU time" in zero.reason and "public studio's limit of 10 minutes" in public.reason
     assert both.reason == public.reason  # ZeroGPU's 880 s against the public 600 s: the tighter one
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
@@ -225,7 +228,7 @@ def test_on_zero_gpu_an_edit_stops_before_its_asked_time_and_keeps_its_best_step
 
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     studio = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry()).studio
-    assert studio.time_limited
+    assert gpu.on_zero_gpu()  # the studio's jobs run on a budget
     session, engine = studio.session(None)
     engine.perceptual = PixelMSELoss()
     list(studio.sample(session, 5, 0.7))

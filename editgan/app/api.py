@@ -72,9 +72,6 @@ class PublicApi:
     def __init__(self, engines: EngineRegistry, model: str, device: str | None, scratch: ScratchSpace,
                  policy: Policy):
         self.engines, self.model, self.device, self.scratch, self.policy = engines, model, device, scratch, policy
-        self.time_limited = gpu.on_zero_gpu()
-        """On ZeroGPU an optimization's steps stop a little before the time its call asked for (and in public mode
-        after :data:`editgan.app.jobs.PUBLIC_JOB_SECONDS`)."""
 
     def engine(self) -> EditGANModel:
         return self.engines.get(self.model, self.device)
@@ -96,7 +93,8 @@ class PublicApi:
         return as_latent(read_latent(wplus), (engine.n_latent, engine.style_dim))
 
     def _budget(self, engine: EditGANModel, steps: int) -> TimeBudget:
-        return job_budget(engine.generator.size, steps, self.time_limited, self.policy.public)
+        """How long an optimization's steps may run (:func:`editgan.app.jobs.job_budget`)."""
+        return job_budget(engine.generator.size, steps, self.policy.public)
 
     @staticmethod
     def _run(outcome: EditOutcome, budget: TimeBudget) -> dict[str, Any]:

@@ -58,12 +58,13 @@ class TimeBudget:
         return self.reason if self.ran_out else None
 
 
-def job_budget(canvas: int, steps: int, zero_gpu: bool, public: bool) -> TimeBudget:
-    """The time of an optimization of ``steps`` steps on a ``canvas``-px generator: on ZeroGPU a little less than
-    its call asked for (:func:`editgan.app.gpu.steps_seconds`), in public mode at most
-    :data:`PUBLIC_JOB_SECONDS`, the tighter of the two; elsewhere unlimited."""
+def job_budget(canvas: int, steps: int, public: bool) -> TimeBudget:
+    """The time of an optimization of ``steps`` steps on a ``canvas``-px generator, made at its callback's start: on
+    ZeroGPU (:func:`editgan.app.gpu.on_zero_gpu`) a little less than its call asked for
+    (:func:`editgan.app.gpu.steps_seconds`), in public mode at most :data:`PUBLIC_JOB_SECONDS`, the tighter of the
+    two; elsewhere unlimited."""
     limits = []
-    if zero_gpu:
+    if gpu.on_zero_gpu():
         limits.append((gpu.steps_seconds(canvas, steps), "before the GPU time this request asked for ran out"))
     if public:
         limits.append((PUBLIC_JOB_SECONDS, f"at this public studio's limit of {PUBLIC_JOB_SECONDS // 60} minutes "

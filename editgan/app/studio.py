@@ -64,9 +64,6 @@ class Studio:
         self.default_model = default_model
         self.device = device
         self.cancels = CancelFlags()
-        self.time_limited = gpu.on_zero_gpu()
-        """On ZeroGPU an optimization's steps stop a little before the time its call asked for (and in public mode
-        after :data:`editgan.app.jobs.PUBLIC_JOB_SECONDS`)."""
         self.scratch = scratch or ScratchSpace()
         self.renders = renders or RenderCache()
         self.picture_first_s = PICTURE_FIRST_S
@@ -235,7 +232,7 @@ class Studio:
     def time_budget(self, engine: EditGANModel, steps: int) -> TimeBudget:
         """How long an optimization's steps may run (:func:`editgan.app.jobs.job_budget`), made at the callback's
         start."""
-        return job_budget(engine.generator.size, steps, self.time_limited, self.policy.public)
+        return job_budget(engine.generator.size, steps, self.policy.public)
 
     def _optimize(self, key: str, work: Callable[[Callable, Callable], Any], desc: str, progress: gr.Progress,
                   preview: Callable[[Progress], str], budget: TimeBudget) -> Generator[dict, None, Any]:
