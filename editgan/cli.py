@@ -129,7 +129,8 @@ def cmd_teach(args) -> None:
 
     check_output_folder(args.out, args.overwrite, TeachError)  # before minutes of training, not after
     options = TeachOptions(members=args.members, epochs=args.epochs, pixels_per_image=args.pixels_per_image or None,
-                           class_balance=args.class_balance, seed=args.seed, agreement_folds=args.agreement_folds)
+                           class_balance=args.class_balance, seed=args.seed, agreement_folds=args.agreement_folds,
+                           row_budget_gb=args.row_budget_gb)
     options.check()
     model = load(args.model, args.device)
     annotations = load_annotations(args.labels, model)
@@ -268,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=int, default=4, help="classifiers in the ensemble (DatasetGAN: 10)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--pixels-per-image", type=int, default=4096, help="labelled pixels sampled per map (0: all)")
+    p.add_argument("--row-budget-gb", type=float, default=4.0,
+                   help="memory for the training rows; beyond it fewer pixels are sampled per map (default: 4)")
     p.add_argument("--class-balance", type=float, default=0.25,
                    help="cross-entropy weights ∝ class frequency^-x (0: plain cross-entropy)")
     p.add_argument("--agreement-folds", type=int, default=4,

@@ -18,7 +18,7 @@ from editgan.errors import TeachCancelled, TeachError
 from editgan.networks.pixel_taps import upsample_to
 from editgan.networks.segmenter import Segmenter, SegmenterConfig
 from editgan.teach.annotations import AnnotationSet, write_annotations
-from editgan.teach.branch import TeachOptions, save_taught_model, teach_branch
+from editgan.teach.branch import TeachOptions, fitted_pixels_per_image, save_taught_model, teach_branch
 from editgan.teach.training import (
     IGNORE,
     SegmenterTrainingOptions,
@@ -92,6 +92,23 @@ def test_features_at_sampled_pixels_equal_upsampling_every_map_then_picking(mode
     labels = torch.randint(0, 3, (2, 32, 32))
     rows, targets = feature_rows(g, g.to_wplus(g.mapping(torch.randn(2, STYLE_DIM))), labels, mode, 100)
     assert rows.shape == (200, sum(g.feature_channels())) and rows.dtype == torch.float16 and targets.shape == (200,)
+
+
+@torch.no_grad()
+def test_feature_rows_are_each_samples_features_in_order_skipping_unlabelled_samples():
+    g = tiny_generator(3)
+    wplus = g.to_wplus(g.mapping(torch.randn(3, STYLE_DIM)))
+    labels = torch.full((3, 32, 32), IGNORE)
+    labels[0, :4] = 1
+    labels[2, 10:12, 3:9] = 2  # the middle sample has no label: it gives no rows
+    rows, targets = feature_rows(g, wplus, labels, "bilinear", None)
+    expected = []
+    for i in (0, 2):
+        pixels = (labels[i] != IGNORE).nonzero()
+        _, feats = g.synthesis(wplus[i:i + 1], return_features=True)
+        expected.append(pixel_features(feats, pixels, (32, 32))[0])
+    assert torch.equal(rows, torch.cat(expected).half())
+    assert targets.tolist() == [1] * 128 + [2] * 12
 
 
 def test_unlabelled_pixels_are_never_sampled():
@@ -179,6 +196,44 @@ def test_bad_options_and_annotations_are_refused(model):
     cancelled = TeachOptions(members=1, epochs=1, agreement_folds=0)
     with pytest.raises(TeachCancelled):
         teach_branch(model, annotate(model, [0]), cancelled, should_stop=lambda: True)
+
+
+def test_pixels_per_image_are_the_most_whose_rows_fit_the_budget():
+    counts, channels = [5000, 300, 5000, 90], 1000
+    for asked in (None, 4096, 200):
+        for rows in (100_000, 9_000, 1_000, 600):
+            budget_gb = rows * 2 * channels / 2**30
+            fitted = fitted_pixels_per_image(counts, channels, asked, budget_gb)
+            fits = [p for p in range(64, (asked or 5000) + 1) if sum(min(c, p) for c in counts) <= rows]
+            if sum(min(c, asked or c) for c in counts) <= rows:
+                assert fitted == asked
+            elif fits:
+                assert fitted == max(fits) < (asked or 5000)
+    with pytest.raises(TeachError, match="need more than .* GB for training rows even at 64 pixels each: teach "
+                                         "from fewer samples"):
+        fitted_pixels_per_image(counts, channels, 4096, 200 * 2 * channels / 2**30)
+
+
+def test_a_run_over_the_row_budget_samples_fewer_pixels_and_says_so(model, tmp_path):
+    """200 samples × 4096 pixels of a 1024-px generator would be 10 GB of rows: the budget keeps a run's memory
+    bounded whatever the options (here 4 samples of 32×32 with every pixel asked, rows of 384 features)."""
+    annotations = annotate(model, range(4))
+    channels = sum(model.generator.feature_channels())
+    budget_gb = 4 * 150 * 2 * channels / 2**30  # room for 150 pixels of each sample's 1024
+    options = TeachOptions(members=1, epochs=1, pixels_per_image=None, batch_size=128, agreement_folds=2,
+                           row_budget_gb=budget_gb)
+    taught, report = teach_branch(model, annotations, options)
+    assert report.pixels_fitted == 150 and report.options.pixels_per_image is None
+    assert any("sampled at most 150 labelled pixels per sample (asked: all) to keep the training rows within"
+               in line for line in report.summary())
+    record = taught.config.extra["teach"]
+    assert record["pixels_per_image"] == 150 and record["pixels_per_image_asked"] is None
+    roomy, report = teach_branch(model, annotations, TeachOptions(members=1, epochs=1, pixels_per_image=100,
+                                                                  agreement_folds=0, row_budget_gb=budget_gb))
+    assert report.pixels_fitted is None and "pixels_per_image_asked" not in roomy.config.extra["teach"]
+    assert not any("sampled at most" in line for line in report.summary())
+    with pytest.raises(TeachError, match="training rows' budget must be above 0"):
+        teach_branch(model, annotations, TeachOptions(row_budget_gb=float("nan")))
 
 
 def test_progress_covers_the_branch_then_each_fold(model):

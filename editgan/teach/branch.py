@@ -30,7 +30,8 @@ from editgan.modelio.checkpoint import write_new_model
 from editgan.modelio.config import ModelConfig, SegmenterSettings
 from editgan.networks.segmenter import Segmenter, SegmenterConfig
 from editgan.teach.annotations import AnnotationSet, resolve_latents
-from editgan.teach.training import IGNORE, SegmenterTrainingOptions, TrainingProgress, train_segmenter
+from editgan.teach.training import (IGNORE, SegmenterTrainingOptions, TrainingProgress, labelled_counts, row_count,
+                                    train_segmenter)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ AGREEMENT_METHOD = (
     "their intersection over union) and the agreement is the mean over all samples")
 PARTIAL_EVERY_S = 5.0
 """The least time between two partial branches handed to a preview (each costs a couple of renderings)."""
+ROW_BUDGET_GB = 4.0
+"""The training rows' default memory bound: 200 samples × 4096 pixels of a 1024-px generator (6080 channels) would
+be 10 GB; within 4 GB they get ~1770 pixels each, while 32 samples keep all 4096."""
 LIMITS = {"members": (1, 32), "epochs": (1, 500), "pixels_per_image": (64, 1 << 22), "batch_size": (16, 1 << 16),
           "agreement_folds": (0, 50)}
 
@@ -66,6 +70,9 @@ class TeachOptions:
     upsample_mode: str = "bilinear"
     agreement_folds: int = 4
     """Folds of the held-out agreement (capped at the number of samples); 0 skips it."""
+    row_budget_gb: float = ROW_BUDGET_GB
+    """The most memory the training rows may take (samples × pixels × feature channels × 2 bytes); a run that
+    would take more samples fewer pixels per image (:func:`fitted_pixels_per_image`) and its report says so."""
 
     def check(self) -> None:
         for name, (low, high) in LIMITS.items():
@@ -76,6 +83,9 @@ class TeachOptions:
                 raise TeachError(f"{name.replace('_', ' ')} must be a whole number from {low} to {high}, got {value}")
         if not 0.0 <= self.class_balance <= 2.0:
             raise TeachError(f"class balance must be from 0 to 2, got {self.class_balance}")
+        if not 0.0 < self.row_budget_gb <= 1024.0:
+            raise TeachError(f"the training rows' budget must be above 0 and at most 1024 GB, got "
+                             f"{self.row_budget_gb}")
         if not 0.0 < self.lr <= 1.0:
             raise TeachError(f"the learning rate must be in (0, 1], got {self.lr}")
         if self.upsample_mode not in ("bilinear", "nearest"):
@@ -134,6 +144,9 @@ class TeachReport:
     source: str = ""
     replaced_branch: bool = False
     dropped_presets: list[str] = field(default_factory=list)
+    pixels_fitted: int | None = None
+    """The pixels sampled per image when the asked ``options.pixels_per_image`` was lowered to keep the training
+    rows within ``options.row_budget_gb`` (None: it was not)."""
 
     def record(self) -> dict:
         """What config.json keeps (``extra["teach"]``): plain JSON."""
@@ -145,6 +158,9 @@ class TeachReport:
                   "replaced_branch": self.replaced_branch, "date": time.strftime("%Y-%m-%d")}
         if self.dropped_presets:
             record["dropped_presets"] = self.dropped_presets
+        if self.pixels_fitted is not None:
+            record["pixels_per_image"] = self.pixels_fitted
+            record["pixels_per_image_asked"] = self.options.pixels_per_image
         if self.agreement is not None:
             record["agreement"] = {"miou": round(self.agreement.miou, 4), "folds": self.agreement.folds,
                                    "method": self.agreement.method,
@@ -155,6 +171,11 @@ class TeachReport:
         """A few lines for a person: what was taught, how long it took, how well it agrees."""
         lines = [f"taught a branch of {self.options.members} classifiers over {len(self.class_names)} classes from "
                  f"{len(self.samples)} annotated samples in {self.training_seconds:.0f} s on {self.device}"]
+        if self.pixels_fitted is not None:
+            asked = self.options.pixels_per_image
+            lines.append(f"sampled at most {self.pixels_fitted:,} labelled pixels per sample (asked: "
+                         f"{'all' if asked is None else f'{asked:,}'}) to keep the training rows within "
+                         f"{self.options.row_budget_gb:g} GB")
         if self.agreement is not None:
             a = self.agreement
             worst = sorted(a.class_iou.items(), key=lambda item: item[1])[:3]
@@ -210,6 +231,13 @@ def _teach(model: EditGANModel, annotations: AnnotationSet, options: TeachOption
         shown[0] = now
         on_partial(taught_model(model, annotations, segmenter, options, name)[0], len(segmenter.members))
     wplus, labels = training_data(model, annotations)
+    fitted = fitted_pixels_per_image(labelled_counts(labels), sum(model.generator.feature_channels()),
+                                     options.pixels_per_image, options.row_budget_gb)
+    asked = options
+    if fitted != options.pixels_per_image:
+        log.info("teaching: %s pixels per image asked, %d fit the rows' budget of %g GB", options.pixels_per_image,
+                 fitted, options.row_budget_gb)
+        options = dataclasses.replace(options, pixels_per_image=fitted)
     config = SegmenterConfig(tuple(model.generator.feature_channels()), annotations.n_classes, options.members,
                              options.hidden, options.upsample_mode)
     folds = min(options.agreement_folds, len(annotations.samples))
@@ -233,11 +261,28 @@ def _teach(model: EditGANModel, annotations: AnnotationSet, options: TeachOption
     if folds:
         agreement = held_out_agreement(model, annotations, wplus, labels, config, options, folds, reporter,
                                        between_steps)
-    report = TeachReport([s.key for s in annotations.samples], list(annotations.class_names), options,
+    report = TeachReport([s.key for s in annotations.samples], list(annotations.class_names), asked,
                          training_seconds, time.perf_counter() - start, agreement, str(model.device),
-                         model.config.name, model.has_segmenter, dropped)
+                         model.config.name, model.has_segmenter, dropped,
+                         None if options is asked else options.pixels_per_image)
     taught.config.extra[RECORD_KEY] = report.record()
     return taught, report
+
+
+def fitted_pixels_per_image(counts: list[int], channels: int, asked: int | None, budget_gb: float) -> int | None:
+    """The most pixels per image, at most ``asked`` (None: all), whose float16 rows of ``channels`` features fit in
+    ``budget_gb``, for samples with ``counts`` labelled pixels: ``asked`` itself when its rows fit."""
+    budget_rows = int(budget_gb * 2**30) // (2 * channels)
+    if row_count(counts, asked) <= budget_rows:
+        return asked
+    low, high = LIMITS["pixels_per_image"][0], asked if asked is not None else max(counts)
+    if row_count(counts, low) > budget_rows:
+        raise TeachError(f"{len(counts)} samples of {channels:,} features need more than {budget_gb:g} GB for "
+                         f"training rows even at {low} pixels each: teach from fewer samples")
+    while low < high:  # row_count grows with the pixels per image: the largest that fits
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if row_count(counts, middle) <= budget_rows else (low, middle - 1)
+    return low
 
 
 def training_data(model: EditGANModel, annotations: AnnotationSet) -> tuple[torch.Tensor, torch.Tensor]:

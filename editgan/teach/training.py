@@ -97,16 +97,34 @@ def sample_pixels(labels: torch.Tensor, count: int | None, generator: torch.Gene
     return torch.stack([flat // width, flat % width], 1).to(labels.device)
 
 
+def labelled_counts(labels: torch.Tensor) -> list[int]:
+    """How many labelled pixels each (H, W) map of ``labels`` (N, H, W) has."""
+    return (labels != IGNORE).flatten(1).sum(1).tolist()
+
+
+def row_count(counts: list[int], pixels_per_image: int | None) -> int:
+    """How many training rows samples with ``counts`` labelled pixels give when each is sampled to
+    ``pixels_per_image`` (None: all)."""
+    return sum(c if pixels_per_image is None else min(c, pixels_per_image) for c in counts)
+
+
 @torch.no_grad()
 def feature_rows(generator: Generator, wplus: torch.Tensor, labels: torch.Tensor, mode: str = "bilinear",
                  pixels_per_image: int | None = None, seed: int = 0,
                  should_stop: Callable[[], bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel feature vectors (P, ΣC) in float16 and their labels (P,), read at a sample of each image's
     labelled pixels (``labels`` (N, H, W) on the canvas; :data:`IGNORE` marks pixels without a label).
-    ``should_stop`` is asked before every sample's rendering (:class:`TeachCancelled` when it answers True)."""
+    ``should_stop`` is asked before every sample's rendering (:class:`TeachCancelled` when it answers True).
+    The rows are written into one tensor made at the first sample's size, so that the peak is the rows once (a
+    list of per-sample rows joined at the end held them twice)."""
     draw = torch.Generator().manual_seed(seed)
     size = tuple(labels.shape[-2:])
-    all_rows, all_targets = [], []
+    total = row_count(labelled_counts(labels), pixels_per_image)
+    if total == 0:
+        raise ValueError("no labelled pixels to train on")
+    rows: torch.Tensor | None = None
+    targets = torch.empty(total, dtype=torch.long, device=labels.device)
+    filled = 0
     for i in range(wplus.shape[0]):
         if should_stop is not None and should_stop():
             raise TeachCancelled("teaching was cancelled")
@@ -114,11 +132,14 @@ def feature_rows(generator: Generator, wplus: torch.Tensor, labels: torch.Tensor
         if pixels.shape[0] == 0:
             continue
         _, feats = generator.synthesis(wplus[i:i + 1], return_features=True)
-        all_rows.append(pixel_features(feats, pixels.to(feats[0].device), size, mode)[0].half())
-        all_targets.append(labels[i][pixels[:, 0], pixels[:, 1]])
-    if not all_rows:
-        raise ValueError("no labelled pixels to train on")
-    return torch.cat(all_rows), torch.cat(all_targets).long()
+        sample_rows = pixel_features(feats, pixels.to(feats[0].device), size, mode)[0]
+        if rows is None:
+            rows = torch.empty(total, sample_rows.shape[1], dtype=torch.float16, device=sample_rows.device)
+        end = filled + pixels.shape[0]
+        rows[filled:end] = sample_rows
+        targets[filled:end] = labels[i][pixels[:, 0], pixels[:, 1]]
+        filled = end
+    return rows, targets
 
 
 def class_weights(targets: torch.Tensor, n_classes: int, power: float) -> torch.Tensor | None:
