@@ -194,14 +194,6 @@ class Session:
                 pairs.append((known[name], scale))
         return pairs
 
-    def slider_delta(self, values: Mapping[str, float], presets: Mapping[str, EditingVector]) -> np.ndarray:
-        """Σ scale·vector over the sliders: what the sliders add to their base latent."""
-        base = self.current.base
-        total = np.zeros_like(base)
-        for vector, scale in self.combination(values, presets):
-            total += np.float32(scale) * vector.delta
-        return total
-
     def add_vector(self, vector: EditingVector, presets: Mapping[str, EditingVector]) -> EditingVector:
         """Make ``vector`` a slider of this session (a vector of the same name is replaced)."""
         if vector.name in presets:

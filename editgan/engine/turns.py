@@ -17,7 +17,6 @@ class DeviceTurns:
         self._next_ticket = 0
         self._serving = 0
         self._owner: int | None = None
-        self._depth = 0
 
     def _wait_for_turn(self) -> None:
         with self._changed:
@@ -37,11 +36,7 @@ class DeviceTurns:
     def hold(self) -> Iterator[None]:
         """Run the block in this thread's turn (at once when the thread holds it already)."""
         if self._owner == threading.get_ident():
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
+            yield
             return
         self._wait_for_turn()
         try:
