@@ -184,5 +184,8 @@ def test_in_memory_samples_are_checked():
     annotations.add(np.zeros((4, 4), int), seed=1)
     annotations.add(np.ones((4, 4), int), seed=1)  # replaces: one sample per seed
     assert len(annotations.samples) == 1 and annotations.samples[0].labels.max() == 1
+    many = AnnotationSet([f"c{i}" for i in range(256)], [(i, i, 255 - i) for i in range(256)])
+    kept = many.add(np.arange(256, dtype=np.int64).reshape(16, 16), seed=3)
+    assert kept.labels.dtype == np.uint8 and kept.labels.max() == 255  # every id of 256 classes, a byte each
     with pytest.raises(AnnotationError, match="same colour"):
         AnnotationSet(["a", "b"], [(0, 0, 0), (0, 0, 0)])
