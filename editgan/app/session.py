@@ -80,6 +80,10 @@ class Session:
         self.require_picture()
         return self.history[self.index]
 
+    def is_current(self, step: Step) -> bool:
+        """Whether ``step`` is still the picture shown: a long job started on it may record its result."""
+        return self.started and self.history[self.index] is step
+
     @property
     def original(self) -> Step:
         self.require_picture()

@@ -27,7 +27,7 @@ from editgan.app.paint import decode_canvas
 from editgan.app.policy import Policy
 from editgan.app.renders import RenderCache
 from editgan.app.scratch import ScratchSpace
-from editgan.app.session import Session
+from editgan.app.session import Session, Step
 from editgan.colors import colorize, hex_color
 from editgan.engine.images import crop as crop_image
 from editgan.engine.images import load_image, square_box
@@ -422,20 +422,25 @@ class Studio:
                              f"sample, embed and apply vectors instead, or load a model with a segmenter")
         steps = checked_steps(steps, "edit steps")
         budget = self.time_budget(engine, steps)
-        current = self.rendering(session, engine, session.current.wplus)
+        start = session.current
+        current = self.rendering(session, engine, start.wplus)
         k = views.canvas_scale(*current.image.shape[:2])
         painted, ids = decode_canvas(canvas, current.labels, engine.config.palette, k)
         wanted = apply_paint(current.labels, painted, ids)
         outcome: EditOutcome = yield from self._optimize(
             self._key(request, session),
-            lambda on_step, should_stop: engine.edit(session.current.wplus, wanted, painted, steps=steps, name="edit",
+            lambda on_step, should_stop: engine.edit(start.wplus, wanted, painted, steps=steps, name="edit",
                                                      on_step=on_step, should_stop=should_stop, original=current,
                                                      label_map=self.map_with_picture(engine)),
             "Editing", progress,
             lambda p: f"Editing: step {p.step} of {p.steps}, loss {p.loss:.4f} (Cancel keeps the best result so far)",
             budget)
-        if outcome.best_step == 0 and not outcome.cancelled:
-            yield self.view(session, engine, current, message=views.unchanged("Edit", outcome))
+        if not session.is_current(start):
+            yield self.view(session, engine, message=views.overtaken("Edit"))
+            return
+        if outcome.best_step == 0:
+            yield self.view(session, engine, current,
+                            message=views.unchanged("Edit", outcome, steps, budget.stopped))
             return
         classes = outcome.vector.classes if outcome.vector is not None else []
         names = ", ".join(engine.config.class_names[i] for i in classes if i < engine.config.n_classes)
@@ -456,16 +461,17 @@ class Studio:
 
     # -- sliders and vectors ------------------------------------------------------------------------------------
     def _apply(self, session: Session, engine: EditGANModel, slots: Sequence[float | None], refine: int,
-               on_step: Callable | None = None, should_stop: Callable | None = None
+               on_step: Callable | None = None, should_stop: Callable | None = None, step: Step | None = None
                ) -> tuple[EditOutcome, dict[str, float], list[int]]:
         """The sliders' latent and its picture, with its label map when that is quick (:meth:`map_with_picture`),
         else left to :meth:`show` (``outcome.pending``). A refinement starts from the kept rendering of the sliders'
-        base when there is one (no label map again)."""
-        session.require_picture()
+        base when there is one (no label map again). The sliders move from ``step``'s base (the session's current
+        step unless given)."""
+        step = step or session.current
         values = session.values_from_slots(slots, engine.presets)
         pairs = session.combination(values, engine.presets)
-        original = self.renders.get(session.model_id, session.current.base) if refine > 0 else None
-        outcome = engine.apply_vectors(session.current.base, pairs, refine_steps=refine, on_step=on_step,
+        original = self.renders.get(session.model_id, step.base) if refine > 0 else None
+        outcome = engine.apply_vectors(step.base, pairs, refine_steps=refine, on_step=on_step,
                                        should_stop=should_stop, label_map=self.map_with_picture(engine),
                                        original=original if original is not None and original.labels is not None
                                        else None)
@@ -532,10 +538,14 @@ class Studio:
         if refine not in REFINE_CHOICES:
             raise ValueError(f"refine steps: choose {choices}, got {refine}")
         budget = self.time_budget(engine, refine)
+        start = session.current
         outcome, values, classes = yield from self._optimize(
             self._key(request, session),
-            lambda on_step, should_stop: self._apply(session, engine, slots, refine, on_step, should_stop),
+            lambda on_step, should_stop: self._apply(session, engine, slots, refine, on_step, should_stop, start),
             "Refining", progress, lambda p: f"Refining: step {p.step} of {p.steps}", budget)
+        if not session.is_current(start):
+            yield self.view(session, engine, message=views.overtaken("Refinement"))
+            return
         session.record_sliders(outcome.wplus, values, classes, refined=True,
                                action=f"sliders refined ({len(outcome.losses)} steps)")
         yield from self.show(session, engine, outcome,

@@ -120,9 +120,21 @@ def finished(what: str, outcome: EditOutcome, steps: int, stopped: str | None = 
     return f"{what} done: {len(outcome.losses)} steps, {final}."
 
 
-def unchanged(what: str, outcome: EditOutcome) -> str:
-    """The status sentence after an optimization that found nothing better than where it started."""
+def unchanged(what: str, outcome: EditOutcome, steps: int, stopped: str | None = None) -> str:
+    """The status sentence after an optimization that found nothing better than where it started (cancelled or
+    stopped for time, ``stopped`` saying where, before it did)."""
     losses = outcome.losses
+    if outcome.cancelled:
+        how = f"stopped after {len(losses)} of {steps} steps, {stopped}," if stopped else \
+            f"cancelled after {len(losses)} of {steps} steps,"
+        return f"{what} {how} before finding anything better than the start: the picture and its history are unchanged."
     trace = f" (loss {losses[0]:.4g} at the start, {min(losses[1:]):.4g} at best after)" if len(losses) > 1 else ""
     return (f"{what} found nothing better than the start{trace}: the picture is unchanged and the history too. "
             f"Paint a larger region, or try more steps.")
+
+
+def overtaken(what: str) -> str:
+    """The status sentence after an optimization whose picture was replaced while it ran (a new sample, undo, a
+    slider): its result belongs to a picture no longer shown, so it is not applied."""
+    return (f"The picture changed while the {what.lower()} ran (a new sample, undo or a slider), so its result was "
+            f"not applied: this is the current picture. Run it again on this one if you like.")
