@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import gradio as gr
 import numpy as np
 import pytest
 from tiny_models import SIZE
@@ -117,3 +118,21 @@ def test_an_edit_out_of_time_after_its_first_step_leaves_the_history_alone(studi
     assert session.history == [before]
     assert ("Edit stopped after 1 of 200 steps, at the test's limit, before finding anything better than the start"
             in last[c.picture.status])
+
+
+@pytest.mark.parametrize("move", ["undo", "redo", "reset"])
+def test_a_history_move_whose_picture_fails_leaves_the_history_where_the_page_is(studio, monkeypatch, move):
+    session, engine = studio.session(None)
+    list(studio.sample(session, 5, 0.7))
+    list(studio.slide(session, 1.0, *SLIDERS_AT_ZERO))
+    if move == "redo":
+        studio.undo(session)
+    history, index = list(session.history), session.index
+    monkeypatch.setattr(studio, "rendering", lambda *args: (_ for _ in ()).throw(RuntimeError("out of memory")))
+    with pytest.raises(gr.Error) as caught:
+        getattr(studio, move)(session)
+    assert caught.value.message == "Something went wrong on the server (RuntimeError). Try again, or reload the page."
+    assert session.history == history and session.index == index
+    monkeypatch.undo()
+    getattr(studio, move)(session)  # and once the pictures can be drawn again, the move works
+    assert session.index != index or len(session.history) != len(history)

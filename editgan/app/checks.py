@@ -31,8 +31,8 @@ def user_error(e: Exception, policy: Policy | None = None) -> gr.Error:
         text = policy.scrub(text) if policy is not None else text
         return gr.Error(text[:1].upper() + text[1:], print_exception=False)
     log.exception("unexpected error in a callback")
-    return gr.Error(f"Something went wrong on the server ({type(e).__name__}); your picture and its history are "
-                    f"unchanged. Try again, or reload the page.", print_exception=False)
+    return gr.Error(f"Something went wrong on the server ({type(e).__name__}). Try again, or reload the page.",
+                    print_exception=False)
 
 
 def guarded(fn: Callable) -> Callable:

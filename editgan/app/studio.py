@@ -608,21 +608,27 @@ class Studio:
     # -- history and downloads ----------------------------------------------------------------------------------
     @guarded
     def undo(self, state: Session | None) -> dict:
-        session, engine = self.session(state)
-        session.undo()
-        return self.view(session, engine)
+        return self._move(state, Session.undo)
 
     @guarded
     def redo(self, state: Session | None) -> dict:
-        session, engine = self.session(state)
-        session.redo()
-        return self.view(session, engine)
+        return self._move(state, Session.redo)
 
     @guarded
     def reset(self, state: Session | None) -> dict:
+        return self._move(state, Session.reset)
+
+    def _move(self, state: Session | None, move: Callable[[Session], Step]) -> dict:
+        """The view of the step ``move`` goes to in the history; if that picture cannot be shown (its rendering
+        fails), the history stays where it was, as the page does."""
         session, engine = self.session(state)
-        session.reset()
-        return self.view(session, engine)
+        history, index = list(session.history), session.index
+        move(session)
+        try:
+            return self.view(session, engine)
+        except Exception:
+            session.history, session.index = history, index
+            raise
 
     @guarded
     def export(self, state: Session | None) -> dict:
