@@ -13,6 +13,7 @@ from editgan.app import build_demo, views
 from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import TimeBudget
 from editgan.colors import colorize
+from editgan.errors import ScratchFullError
 from editgan.networks.lpips import PixelMSELoss
 
 K = views.canvas_scale(SIZE, SIZE)
@@ -136,3 +137,19 @@ def test_a_history_move_whose_picture_fails_leaves_the_history_where_the_page_is
     monkeypatch.undo()
     getattr(studio, move)(session)  # and once the pictures can be drawn again, the move works
     assert session.index != index or len(session.history) != len(history)
+
+
+def test_a_vector_whose_file_cannot_be_written_does_not_become_a_slider(studio, monkeypatch):
+    session, _ = studio.session(None)
+    list(studio.sample(session, 5, 0.7))
+    list(studio.slide(session, 1.0, *SLIDERS_AT_ZERO))
+
+    def full(owner: str, kind: str):
+        raise ScratchFullError("the studio's space for visitors' files is full")
+    monkeypatch.setattr(studio.scratch, "folder", full)
+    with pytest.raises(gr.Error, match="space for visitors' files is full"):
+        studio.save_vector(session, "mine")
+    assert session.vectors == {}
+    monkeypatch.undo()
+    out = studio.save_vector(session, "mine")
+    assert list(session.vectors) == ["mine"] and out[studio.c.vectors.saved_file].endswith("mine.safetensors")

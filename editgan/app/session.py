@@ -200,6 +200,12 @@ class Session:
 
     def add_vector(self, vector: EditingVector, presets: Mapping[str, EditingVector]) -> EditingVector:
         """Make ``vector`` a slider of this session (a vector of the same name is replaced)."""
+        self.check_new_vector(vector, presets)
+        self.vectors[vector.name] = vector
+        return vector
+
+    def check_new_vector(self, vector: EditingVector, presets: Mapping[str, EditingVector]) -> None:
+        """Raises SessionError when :meth:`add_vector` would refuse ``vector``."""
         if vector.name in presets:
             raise SessionError(f"{vector.name!r} is the name of one of this model's presets; choose another name")
         if vector.name not in self.vectors and len(self.slider_vectors(presets)) >= self.max_sliders:
@@ -207,12 +213,9 @@ class Session:
                                f"vectors")
         if self.vectors and vector.delta.shape != next(iter(self.vectors.values())).delta.shape:
             raise SessionError(f"vector {vector.name!r} has shape {vector.delta.shape}, unlike this session's others")
-        self.vectors[vector.name] = vector
-        return vector
 
     def edit_vector(self, name: str, display_name: str = "") -> EditingVector:
         """The current edit as a reusable vector: current latent − original latent, with the classes it touched."""
-
         delta = self.current.wplus - self.original.wplus
         if not np.any(delta):
             raise SessionError("nothing to save: the picture is the original one; edit it first")

@@ -559,8 +559,10 @@ class Studio:
             raise ValueError("give the vector a name (letters, digits, '_', '-' or '.')")
         vector = session.edit_vector(name)
         vector.check_fits(engine.n_latent, engine.style_dim, engine.config.n_classes)
-        session.add_vector(vector, engine.presets)
+        session.check_new_vector(vector, engine.presets)
+        # the file first: a slider whose file could not be written (the scratch space full) would offer no download
         path = vector.save(self.scratch.folder(session.files_owner, "vector") / f"{vector.name}.safetensors")
+        session.add_vector(vector, engine.presets)
         out = self.view(session, engine, message=f"Saved the current edit as vector {vector.name!r}: it is now a "
                                                  f"slider, and its file is ready to download.")
         out[self.c.vectors.saved_file] = str(path)
