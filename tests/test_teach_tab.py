@@ -404,3 +404,60 @@ def test_add_preset_writes_the_vector_and_lists_it_in_the_config(tiny_model_dir,
         add_preset(folder, EditingVector("far", delta, [7]))
     assert not (folder / "vectors" / "wrong.safetensors").exists()
     assert [p["name"] for p in json.loads((folder / "config.json").read_text())["presets"]] == ["redder", "mine"]
+
+
+def test_a_taught_model_outlives_the_teach_session_while_the_studio_uses_it(generator_only):
+    """The Teach tab's state may end (an hour without a Teach event) while its model is edited in the Studio tab:
+    the model's folder stays as long as the Studio uses it, and goes once it has not been used for the scratch
+    space's age limit; saving it then is refused in a sentence, never an empty zip."""
+    import os
+    import time
+
+    demo, teach, studio, state = make_demo(generator_only, public=True)
+    work = annotate_two(teach, state)
+    session = list(teach.train(work, state, 2, 2))[-1][studio.c.state]
+    folder = Path(session.model_id)
+    teach.end_session(work)  # the Teach tab's state expired
+    old = time.time() - 2 * studio.scratch.max_age_s
+    for path in (folder.parent.parent, *folder.parent.parent.rglob("*")):
+        os.utime(path, (old, old))  # written long ago ...
+    list(studio.sample(session, 3, 0.7))  # ... but used just now
+    studio.scratch.sweep()
+    assert (folder / "config.json").is_file()
+    assert teach.save_folder(work, session, "", False)[teach.t.saved].endswith(".zip")
+
+    for path in (folder.parent.parent, *folder.parent.parent.rglob("*")):
+        os.utime(path, (old, old))  # and now unused for longer than the limit
+    studio.scratch.sweep()
+    assert not folder.exists()
+    with pytest.raises(gr.Error) as info:
+        teach.save_folder(work, session, "", False)
+    assert "no longer kept on the server" in error_text(info) and "train it again" in error_text(info)
+
+
+def test_training_is_refused_before_it_starts_when_the_scratch_space_is_full(generator_only):
+    _, teach, studio, state = make_demo(generator_only)
+    work = annotate_two(teach, state)
+    studio.scratch.max_bytes = -1  # full, whatever it holds
+    studio.scratch.sweep()
+    run = teach.train(work, state, 2, 2)
+    with pytest.raises(gr.Error, match="space for visitors' files is full"):
+        next(run)
+    assert work.taught_key is None
+
+
+def test_training_again_replaces_the_taught_model_only_once_the_new_one_is_saved(generator_only, monkeypatch):
+    _, teach, studio, state = make_demo(generator_only)
+    work = annotate_two(teach, state)
+    first = Path(list(teach.train(work, state, 2, 1))[-1][studio.c.state].model_id)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk failure")
+    monkeypatch.setattr("editgan.app.teach_tab.save_taught_model", broken)
+    with pytest.raises(gr.Error, match="went wrong"):
+        list(teach.train(work, state, 2, 1))
+    assert work.taught_key == str(first) and (first / "config.json").is_file()  # the first is still there
+    monkeypatch.undo()
+    second = Path(list(teach.train(work, state, 2, 1))[-1][studio.c.state].model_id)
+    assert second != first and (second / "config.json").is_file() and not first.exists()
+    assert work.taught_key == str(second)

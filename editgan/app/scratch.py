@@ -79,16 +79,38 @@ class ScratchSpace:
         ScratchFullError when the space is over its budget even after the oldest API results went."""
         if not owner.isalnum():
             raise ValueError("a scratch owner is a random token")
-        if time.monotonic() - self._swept_at >= self.sweep_every_s:
-            self.sweep()
-        if self._bytes > self.max_bytes:
-            raise ScratchFullError(f"the studio's space for visitors' files is full ({self.max_bytes / 2**20:,.0f} "
-                                   f"MB); try again in a few minutes, when older sessions' files have gone")
+        self.check_room()
         folder = self.root / owner / kind
         with self._lock:
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
         return folder
+
+    def check_room(self) -> None:
+        """ScratchFullError when the space is over its budget (after a sweep, when one is due): asked before work
+        whose result will need a folder (a training run), so that the work is not thrown away at its end."""
+        if time.monotonic() - self._swept_at >= self.sweep_every_s:
+            self.sweep()
+        if self._bytes > self.max_bytes:
+            raise ScratchFullError(f"the studio's space for visitors' files is full ({self.max_bytes / 2**20:,.0f} "
+                                   f"MB); try again in a few minutes, when older sessions' files have gone")
+
+    def holds(self, path: str | Path) -> bool:
+        """Whether ``path`` is inside the scratch space (a taught model's folder, say)."""
+        return Path(path).resolve().is_relative_to(self.root.resolve())
+
+    def in_use(self, path: str | Path) -> None:
+        """A folder of the scratch space (a taught model the Studio serves) is in use now: its date moves, so that
+        the sweep, which removes what was not written for ``max_age_s``, keeps it while it is used."""
+        try:
+            os.utime(path)
+        except OSError:  # gone already: its user hears of it when the model is loaded again
+            pass
+
+    def discard(self, folder: str | Path) -> None:
+        """Remove one folder of the scratch space (nothing outside it)."""
+        if self.holds(folder) and Path(folder).resolve() != self.root.resolve():
+            shutil.rmtree(folder, ignore_errors=True)
 
     def request_folder(self) -> Path:
         """A folder for one API call's results (swept after ``max_age_s``, or sooner when space runs short)."""

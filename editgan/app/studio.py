@@ -75,6 +75,8 @@ class Studio:
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def engine(self, model_id: str) -> EditGANModel:
+        if self.scratch.holds(model_id):  # a taught model: kept from the sweep while it is used
+            self.scratch.in_use(model_id)
         return self.engines.get(model_id, self.device)
 
     def session(self, state: Session | None) -> tuple[Session, EditGANModel]:

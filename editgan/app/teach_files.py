@@ -86,6 +86,8 @@ def _unzip(path: Path, folder: Path, budget: list[int]) -> None:
 
 def pack_folder(folder: Path, zip_path: Path) -> Path:
     """Every file of ``folder`` (flat) into ``zip_path``, under a top folder of the same name as the zip's stem."""
+    if not folder.is_dir():
+        raise ValueError("there is nothing to pack: the folder is gone")
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for file in sorted(folder.rglob("*")):
             if file.is_file():

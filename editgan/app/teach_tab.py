@@ -13,6 +13,7 @@ when the session ends) and "Save the model folder" gives a zip to download inste
 from __future__ import annotations
 
 import logging
+import secrets
 from pathlib import Path
 from typing import Any, Callable
 
@@ -293,6 +294,7 @@ class Teach:
         members = checked_whole(members, "ensemble size", *self.limits["members"])
         epochs = checked_whole(epochs, "epochs", *self.limits["epochs"])
         session, engine = self.studio.session(state)
+        self.scratch.check_room()  # the taught model needs a folder: refused now, not after minutes of training
         work.model_name = work.model_name or f"{engine.config.name}-taught"
         options = TeachOptions(members=members, epochs=epochs, agreement_folds=min(4, len(annotations.samples)))
         training = AnnotationSet(annotations.class_names, annotations.palette, list(annotations.samples))
@@ -329,8 +331,12 @@ class Teach:
         except TeachCancelled:
             yield {self.t.status: "Training cancelled: nothing changed (the Studio tab keeps its model)."}
             return
-        folder = save_taught_model(taught, self.scratch.folder(work.files_owner, "taught") / _folder_name(taught))
-        work.taught_key = self.studio.engines.put(str(folder), taught, self.studio.device)
+        # a folder of its own: the previous taught model (still the Studio's until this one is saved) goes after
+        folder = save_taught_model(taught, self.scratch.folder(work.models_owner, f"taught-{secrets.token_hex(4)}")
+                                   / _folder_name(taught))
+        previous, work.taught_key = work.taught_key, self.studio.engines.put(str(folder), taught, self.studio.device)
+        if previous and self.scratch.holds(previous):
+            self.scratch.discard(Path(previous).parent)
         work.report = report.summary()
         out = self.studio.show_model(session, work.taught_key,
                                      f"Taught a branch for {taught.config.name}: mask editing works now.")
@@ -357,6 +363,9 @@ class Teach:
         work = self.work(tstate)
         if not work.taught_key:
             raise ValueError("train a branch first: there is no taught model to save")
+        if not (Path(work.taught_key) / "config.json").is_file():
+            raise ValueError("the taught model is no longer kept on the server (it went unused for a long while, or "
+                             "the server restarted): train it again")
         taught = self.studio.engine(work.taught_key)
         if self.policy.public:
             root = self.scratch.folder(work.files_owner, "model-zip")

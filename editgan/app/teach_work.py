@@ -2,7 +2,8 @@
 
 Kept in ``gr.State`` beside the studio's :class:`~editgan.app.session.Session`: label maps, latents and small
 pictures, never a network. A taught model lives in the process's engine registry under :attr:`TeachWork.taught_key`
-(a folder in the visitor's scratch space). Methods check their input before they change anything.
+(a folder in the visitor's scratch space, owned by :attr:`TeachWork.models_owner`). Methods check their input before
+they change anything.
 """
 from __future__ import annotations
 
@@ -50,6 +51,10 @@ class TeachWork:
         """The name taught models get (the first source's name + "-taught")."""
         self.report: list[str] = []
         self.files_owner = secrets.token_hex(12)
+        """Owns the session's imports and exports in the scratch space (removed when the session ends)."""
+        self.models_owner = secrets.token_hex(12)
+        """Owns the taught model's folder: not removed with the session, since the Studio tab may still use the model;
+        swept once the Studio has not used it for the scratch space's age limit."""
 
     # -- classes ------------------------------------------------------------------------------------------------
     @property
