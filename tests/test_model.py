@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,6 +191,23 @@ def test_vector_file_round_trip_and_errors(tmp_path):
         EditingVector.load(tmp_path / "bad.safetensors")
     with pytest.raises(VectorError, match="shape"):
         again.check_fits(16, 512, 32)
+
+
+def test_a_vector_write_that_fails_leaves_the_file_it_replaces_whole(tmp_path, monkeypatch):
+    """A preset replaced in a model folder, with the disk full halfway: the old preset still loads."""
+    first = EditingVector("wider", np.ones((4, 8), np.float32), classes=[1])
+    path = first.save(tmp_path / "vectors" / "wider.safetensors")
+    write_bytes = Path.write_bytes
+
+    def disk_full(self, data):
+        write_bytes(self, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        EditingVector("wider", np.full((4, 8), 2, np.float32), classes=[1]).save(path)
+    monkeypatch.undo()
+    assert np.array_equal(EditingVector.load(path).delta, first.delta)
+    assert [f.name for f in path.parent.iterdir()] == ["wider.safetensors"]  # no partial file left
 
 
 def vector_file(**metadata) -> bytes:

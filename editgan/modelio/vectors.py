@@ -104,10 +104,17 @@ class EditingVector:
         return save({"delta": np.ascontiguousarray(self.delta)}, metadata=self.metadata())
 
     def save(self, path: Path) -> Path:
-        """Writes ``path`` (safetensors) and returns it."""
+        """Writes ``path`` (safetensors) whole, in one rename (a failure leaves an existing file as it was), and
+        returns it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.to_bytes())
+        partial = path.with_name(path.name + ".partial")
+        try:
+            partial.write_bytes(self.to_bytes())
+            partial.replace(path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod
