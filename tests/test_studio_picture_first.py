@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from types import SimpleNamespace
 
+import gradio as gr
 import numpy as np
 import pytest
 from tiny_models import SIZE
@@ -184,6 +185,10 @@ def test_the_pages_slide_ends_with_its_picture_and_its_label_map_follows(studio)
     picture_only(studio.slide_picture(session, 0.5, *[0.0] * 11), studio, newer.image)
     shows(studio.slide_labels(session), studio, newer)
     assert studio.renders.get(session.model_id, engine.apply_vector(start, "redder", 1.0).wplus) is None
+    picture_only(studio.slide_picture(session, 1.5, *[0.0] * 11), studio, older.image)
+    with pytest.raises(gr.Error, match="scale"):
+        studio.slide_picture(session, 1e9, *[0.0] * 11)  # refused: the label map asked for before still comes
+    shows(studio.slide_labels(session), studio, older)
 
 
 def test_slides_left_without_their_label_map_keep_feature_maps_only_within_a_bound(studio):

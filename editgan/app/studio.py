@@ -484,6 +484,8 @@ class Studio:
     def slide(self, state: Session | None, *slots: float | None):
         """Any slider moved: base + Σ scale·vector over all sliders, at once (no refinement)."""
         session, engine = self.session(state)
+        # checked before it counts as the newest slide: a refused one must not give up the last one's label map
+        session.combination(session.values_from_slots(slots, engine.presets), engine.presets)
         session.slides += 1
         slide = session.slides
         outcome, values, classes = self._apply(session, engine, slots, 0)
