@@ -242,3 +242,20 @@ def test_background_jobs_stream_the_newest_report_and_return_or_raise():
     assert job.result() >= 1
     flags.release("a", flag)
     assert not flags.cancel("a")
+
+
+def test_cancel_flags_are_files_and_a_job_releases_only_its_own(tmp_path):
+    """Cancel is answered in the server's process and read by a job that may run in another (a ZeroGPU worker):
+    the flags are files. A job that ends leaves a newer job of the same session armed."""
+    from editgan.app.jobs import CancelFlags
+
+    flags = CancelFlags(tmp_path)
+    older = flags.arm("visitor")
+    newer = flags.arm("visitor")
+    flags.release("visitor", older)
+    assert older.is_set() and not newer.is_set()
+    assert CancelFlags(tmp_path).cancel("visitor")  # another process's view of the same folder
+    assert newer.is_set()
+    flags.release("visitor", newer)
+    assert not flags.cancel("visitor") and list(tmp_path.iterdir()) == []
+    assert not flags.cancel("../../etc/passwd") and list(tmp_path.iterdir()) == []  # keys only name hashes

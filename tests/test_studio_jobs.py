@@ -2,8 +2,6 @@
 found anything better. The visitor's history must say what the picture is."""
 from __future__ import annotations
 
-import threading
-
 import gradio as gr
 import numpy as np
 import pytest
@@ -88,9 +86,13 @@ def test_an_edit_cancelled_before_anything_better_leaves_the_history_alone(studi
     session, _ = studio.session(None)
     list(studio.sample(session, 5, 0.7))
     before = session.current
-    pressed = threading.Event()
-    pressed.set()  # Cancel pressed as the edit starts: no step runs
-    monkeypatch.setattr(studio.cancels, "arm", lambda key: pressed)
+    arm = studio.cancels.arm
+
+    def pressed_at_once(key: str):  # Cancel pressed as the edit starts: no step runs
+        flag = arm(key)
+        assert studio.cancels.cancel(key)
+        return flag
+    monkeypatch.setattr(studio.cancels, "arm", pressed_at_once)
     *_, last = list(studio.edit(session, reddish_everywhere(studio, session), 200, None,
                                 lambda *args, **kwargs: None))
     assert session.history == [before] and session.current is before

@@ -14,7 +14,7 @@ import gradio as gr
 from editgan.app.api import PublicApi, api_components, wire_public_api
 from editgan.app.components import PAGE_CSS, Components, studio_layout
 from editgan.app.engines import ENGINES, EngineRegistry, model_key
-from editgan.app.gpu import QUICK_SECONDS, GpuRunner, gpu_runner
+from editgan.app.gpu import QUICK_SECONDS, GpuRunner, gpu_runner, on_zero_gpu
 from editgan.app.gradio_cache import install_whole_file_cache
 from editgan.app.jobs import LABEL_JOBS, LOADS, LONG_JOBS, QUICK_JOBS, SESSION_JOBS
 from editgan.app.policy import MAX_UPLOAD, SESSION_TTL_S, STATE_CAPACITY, Policy, offered_models
@@ -86,6 +86,7 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
         wire_teach(teach, c, model_outputs, gpu)
         wire_public_api(PublicApi(engines, default_model, device, scratch, policy), api_components(), gpu)
 
+    gpu.blocks = demo.blocks  # answers from a ZeroGPU worker name the components by id
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     demo.studio = studio  # for tests and notebooks: the callbacks and their session logic
     demo.teach = teach
@@ -110,6 +111,10 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components, gpu: GpuRunner) 
         if steps_at is None:
             return gpu(fn, QUICK_SECONDS)
         return gpu(fn, lambda *args, **_: studio.gpu_seconds(args[0], args[steps_at]))
+
+    # session work answers from the session and the renderings kept in this process; on ZeroGPU the renderings were
+    # made in the workers, so the session work that shows a picture runs there too
+    drawing = on_gpu if on_zero_gpu() else (lambda fn: fn)
 
     demo.load(on_gpu(studio.start), [c.state], model_outputs, api_name="ui_start", **quick)
     c.model.load.click(gpu(studio.load_model), [c.model.model, c.state], model_outputs, api_name="ui_load_model",
@@ -144,14 +149,16 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components, gpu: GpuRunner) 
                     trigger_mode="always_last", show_progress="hidden", **LABEL_JOBS, **UI_EVENT)
     v.refine.click(on_gpu(studio.refine, steps_at=1), [c.state, v.refine_steps, *v.sliders], view,
                    api_name="ui_refine", **long)
-    v.save.click(studio.save_vector, [c.state, v.name], [*view, v.saved_file], api_name="ui_save_vector", **session)
-    v.upload.upload(studio.upload_vector, [c.state, v.upload], view, api_name="ui_upload_vector", **session)
+    v.save.click(drawing(studio.save_vector), [c.state, v.name], [*view, v.saved_file], api_name="ui_save_vector",
+                 **session)
+    v.upload.upload(drawing(studio.upload_vector), [c.state, v.upload], view, api_name="ui_upload_vector", **session)
     r = c.preset
-    r.save.click(studio.save_preset, [c.state, v.name, r.display_name, r.scale_min, r.scale_max, r.refine_steps],
+    r.save.click(drawing(studio.save_preset),
+                 [c.state, v.name, r.display_name, r.scale_min, r.scale_max, r.refine_steps],
                  [*view, c.model.info], api_name="ui_save_preset", **session)
     h = c.history
-    h.undo.click(studio.undo, [c.state], view, api_name="ui_undo", **session)
-    h.redo.click(studio.redo, [c.state], view, api_name="ui_redo", **session)
-    h.reset.click(studio.reset, [c.state], view, api_name="ui_reset", **session)
-    h.export.click(studio.export, [c.state], [h.downloads, c.picture.status], api_name="ui_export", **session)
+    h.undo.click(drawing(studio.undo), [c.state], view, api_name="ui_undo", **session)
+    h.redo.click(drawing(studio.redo), [c.state], view, api_name="ui_redo", **session)
+    h.reset.click(drawing(studio.reset), [c.state], view, api_name="ui_reset", **session)
+    h.export.click(drawing(studio.export), [c.state], [h.downloads, c.picture.status], api_name="ui_export", **session)
     return model_outputs

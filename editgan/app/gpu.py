@@ -9,10 +9,14 @@ count needs on the model's canvas (a function of the call's arguments, which ``s
 """
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import logging
 import os
 from typing import Any, Callable
+
+from gradio.blocks import Block
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +74,86 @@ def never_failing(seconds: Callable[..., int], fallback: int = DEFAULT_SECONDS) 
     return guarded
 
 
-GpuRunner = Callable[..., Callable]
-"""``gpu(fn)`` or ``gpu(fn, seconds)``: ``fn`` run inside ``@spaces.GPU``, asking for ``seconds`` (a number, or a
-function of ``fn``'s arguments; :data:`DEFAULT_SECONDS` when omitted)."""
+class ByComponent(dict):
+    """A callback's answer ``{component: value}`` with each component named by its id: what crosses from a ZeroGPU
+    worker to the server (the components themselves cannot be pickled)."""
+
+
+def portable(answer: Any) -> Any:
+    """``answer`` as it can be pickled: components as keys become their ids (:class:`ByComponent`), components as
+    values (``gr.Button(interactive=False)``) the update dicts that Gradio itself makes of them."""
+    if isinstance(answer, dict) and answer and all(isinstance(key, Block) for key in answer):
+        return ByComponent({key._id: _portable_value(value) for key, value in answer.items()})
+    if isinstance(answer, (list, tuple)):
+        return type(answer)(_portable_value(value) for value in answer)
+    return _portable_value(answer)
+
+
+def _portable_value(value: Any) -> Any:
+    return {**value.constructor_args, "__type__": "update"} if isinstance(value, Block) else value
+
+
+class GpuRunner:
+    """``gpu(fn)`` or ``gpu(fn, seconds)``: ``fn`` run inside ``@spaces.GPU``, asking for ``seconds`` (a number, or a
+    function of ``fn``'s arguments; :data:`DEFAULT_SECONDS` when omitted); ``fn`` itself without ``spaces``.
+
+    On ZeroGPU every such call runs in a worker process forked from the server, its arguments and its answers
+    pickled across (spaces/zero/wrappers.py). So the worker hands back :func:`portable` answers and the server turns
+    them back into ``{component: value}`` with :attr:`blocks`; whatever the call changed in its own memory stays
+    there, so callbacks return the session they changed."""
+
+    def __init__(self, spaces: Any = None):
+        self._spaces = spaces
+        self.blocks: dict[int, Any] = {}
+        """The page's components by id (``demo.blocks``, set once the page is built)."""
+
+    def __call__(self, fn: Callable, seconds: int | Callable[..., int] | None = None) -> Callable:
+        if self._spaces is None:
+            return fn
+        if seconds is None:
+            decorated = self._spaces.GPU(_answering_portably(fn))
+        else:
+            duration = seconds if isinstance(seconds, int) else never_failing(seconds)
+            decorated = self._spaces.GPU(duration=duration)(_answering_portably(fn))
+        return self._restoring(decorated, fn)
+
+    def restored(self, answer: Any) -> Any:
+        return {self.blocks[key]: value for key, value in answer.items()} if isinstance(answer, ByComponent) \
+            else answer
+
+    def _restoring(self, decorated: Callable, fn: Callable) -> Callable:
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def answers(*args: Any, **kwargs: Any):
+                for answer in decorated(*args, **kwargs):
+                    yield self.restored(answer)
+            return answers
+
+        @functools.wraps(fn)
+        def answer(*args: Any, **kwargs: Any):
+            return self.restored(decorated(*args, **kwargs))
+        return answer
+
+
+def _answering_portably(fn: Callable) -> Callable:
+    """``fn`` giving :func:`portable` answers (what runs in the worker)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def answers(*args: Any, **kwargs: Any):
+            for answer in fn(*args, **kwargs):
+                yield portable(answer)
+        return answers
+
+    @functools.wraps(fn)
+    def answer(*args: Any, **kwargs: Any):
+        return portable(fn(*args, **kwargs))
+    return answer
 
 
 def gpu_runner() -> GpuRunner:
-    """``spaces.GPU`` (with a duration when one is given) when the ``spaces`` package is importable, else a runner
-    that leaves every function as it is."""
+    """A runner through ``spaces.GPU`` when the ``spaces`` package is importable, else one that leaves every function
+    as it is."""
     try:
-        spaces = importlib.import_module("spaces")
+        return GpuRunner(importlib.import_module("spaces"))
     except ImportError:
-        return lambda fn, seconds=None: fn
-
-    def run_on_gpu(fn: Callable, seconds: int | Callable[..., int] | None = None) -> Callable:
-        if seconds is None:
-            return spaces.GPU(fn)
-        return spaces.GPU(duration=seconds if isinstance(seconds, int) else never_failing(seconds))(fn)
-    return run_on_gpu
+        return GpuRunner()

@@ -5,9 +5,13 @@ the per-session flag from :class:`CancelFlags` that the engine's ``should_stop``
 """
 from __future__ import annotations
 
+import hashlib
 import queue
+import secrets
+import tempfile
 import threading
 import time
+from pathlib import Path
 from time import monotonic
 from typing import Any, Callable, Generator, TypeVar
 
@@ -123,31 +127,58 @@ class BackgroundJob:
         self._thread.join(timeout)
 
 
+class StopFlag:
+    """One job's stop flag: set here (the job ended) or by a file that :meth:`CancelFlags.cancel` writes, which a
+    job running in another process (a ZeroGPU worker) sees too."""
+
+    def __init__(self, stop_file: Path, running_file: Path, token: str):
+        self.stop_file, self.running_file, self.token = stop_file, running_file, token
+        self._ended = threading.Event()
+
+    def set(self) -> None:
+        self._ended.set()
+
+    def is_set(self) -> bool:
+        return self._ended.is_set() or self.stop_file.exists()  # a stat per step: microseconds
+
+
 class CancelFlags:
-    """One stop flag per browser session (or API client): Cancel sets it, the running job's should_stop reads it."""
+    """One stop flag per browser session (or API client): Cancel sets it, the running job's should_stop reads it.
+    The flags are files in a folder of their own (named by a hash of the session's key), so that Cancel, answered
+    in the server's process, reaches a job that runs in a ZeroGPU worker process."""
 
-    def __init__(self):
-        self._flags: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
+    def __init__(self, folder: Path | None = None):
+        self.folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="editgan-cancel-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
 
-    def arm(self, key: str) -> threading.Event:
-        with self._lock:
-            flag = self._flags[key] = threading.Event()
-            return flag
+    def _files(self, key: str) -> tuple[Path, Path]:
+        name = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
+        return self.folder / f"{name}.stop", self.folder / f"{name}.running"
+
+    def arm(self, key: str) -> StopFlag:
+        stop, running = self._files(key)
+        stop.unlink(missing_ok=True)
+        flag = StopFlag(stop, running, secrets.token_hex(8))
+        running.write_text(flag.token)
+        return flag
 
     def cancel(self, key: str) -> bool:
-        with self._lock:
-            flag = self._flags.get(key)
-        if flag is None:
+        """Stop the job of ``key``; False when none runs."""
+        stop, running = self._files(key)
+        if not running.exists():
             return False
-        flag.set()
+        stop.touch()
         return True
 
-    def release(self, key: str, flag: threading.Event) -> None:
+    def release(self, key: str, flag: StopFlag) -> None:
+        """The job of ``flag`` ended: its flag is set, and its files go (unless a newer job of ``key`` holds them)."""
         flag.set()
-        with self._lock:
-            if self._flags.get(key) is flag:
-                del self._flags[key]
+        try:
+            if flag.running_file.read_text() == flag.token:
+                flag.running_file.unlink(missing_ok=True)
+                flag.stop_file.unlink(missing_ok=True)
+        except OSError:  # a newer job's release came first
+            pass
 
 
 def run_cancellable(cancels: CancelFlags, key: str, work: Callable[[Callable[[Any], None], Callable[[], bool]], T],

@@ -66,6 +66,11 @@ class Session:
         self.files_owner = secrets.token_hex(12)
         """Names this session's folder of downloads in the app's scratch space (removed when the session ends)."""
 
+    def __getstate__(self) -> dict:
+        """What a pickled session holds (ZeroGPU pickles it to and from its worker): all but the pending views, a
+        generator of this process."""
+        return {**self.__dict__, "pending_views": None}
+
     # -- the picture ---------------------------------------------------------------------------------------------
     @property
     def started(self) -> bool:

@@ -9,6 +9,7 @@ the values a visitor sends are checked, and every failure turned into one line, 
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from pathlib import Path
 from typing import Any, Callable, Generator, Sequence
@@ -66,7 +67,9 @@ class Studio:
         self.cancels = CancelFlags()
         self.scratch = scratch or ScratchSpace()
         self.renders = renders or RenderCache()
-        self.picture_first_s = PICTURE_FIRST_S
+        # on ZeroGPU each call runs in a worker of its own: a slide's label map cannot wait in the session for the
+        # next event (the session is pickled), and the GPU draws it with the picture in milliseconds
+        self.picture_first_s = math.inf if gpu.on_zero_gpu() else PICTURE_FIRST_S
         self.parked: LRUCache[str, Picture] = LRUCache(PARKED_FEATURE_BYTES, lambda p: p.features_bytes,
                                                        on_drop=Picture.forget_features)
         """Pictures of slides whose label map is still to come, by session (see :meth:`park`)."""

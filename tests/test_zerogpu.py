@@ -1,0 +1,150 @@
+"""The studio on ZeroGPU, where each ``@spaces.GPU`` call runs in a forked worker process and its arguments and
+results are pickled across (tests/fake_zerogpu.py does the same): the page's events still work end to end, the
+session comes back with each answer, Cancel reaches a job running in the worker, the Teach tab trains."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import gradio as gr
+import numpy as np
+import pytest
+from fake_zerogpu import ForkingSpaces
+from tiny_models import SIZE
+
+from editgan.app import views
+from editgan.app.engines import EngineRegistry
+from editgan.colors import colorize
+from editgan.networks.stylegan2 import Generator
+
+K = views.canvas_scale(SIZE, SIZE)
+
+
+@pytest.fixture
+def zero_gpu(monkeypatch, tiny_model_dir):
+    spaces = ForkingSpaces()
+    monkeypatch.setitem(sys.modules, "spaces", spaces)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    from editgan.app import build_demo
+
+    demo = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry())
+    page = Page(demo)
+    # the server process has no GPU: while it answers the page's events, only the workers may run the generator
+    server, synthesis = os.getpid(), Generator.synthesis
+
+    def on_the_gpu_only(generator, *args, **kwargs):
+        if page.serving and os.getpid() == server:
+            raise AssertionError("the generator ran in the server process, which has no GPU on ZeroGPU")
+        return synthesis(generator, *args, **kwargs)
+    monkeypatch.setattr(Generator, "synthesis", on_the_gpu_only)
+    return page, spaces
+
+
+class Page:
+    """Gradio's part of an event, as the page sees it: the event's function called with the page's values, its
+    answer (a dict of components, or values in the order of the outputs) put back on the page; the session's
+    state is whatever the last answer gave (the process that ran the call keeps nothing)."""
+
+    def __init__(self, demo: gr.Blocks):
+        self.demo, self.studio, self.teach = demo, demo.studio, demo.teach
+        self.c = demo.studio.c
+        self.state = None
+        self.teach_state = None
+        self.request = gr.Request(session_hash="visitor-1")
+        self.serving = False
+        """Whether an event is being answered (the test's own renderings, for what it expects, are not)."""
+
+    def fire(self, api_name: str, *args, request: bool = False) -> dict:
+        """The event's last answer, by component."""
+        answers = list(self.stream(api_name, *args, request=request))
+        return answers[-1]
+
+    def stream(self, api_name: str, *args, request: bool = False):
+        block_fn = next(f for f in self.demo.fns.values() if f.api_name == api_name)
+        self.serving = True
+        try:
+            out = block_fn.fn(*args, self.request) if request else block_fn.fn(*args)
+            for answer in (out if hasattr(out, "__next__") else [out]):
+                shown = answer if isinstance(answer, dict) else dict(zip(block_fn.outputs, answer if isinstance(
+                    answer, (list, tuple)) and len(block_fn.outputs) > 1 else [answer]))
+                self.state = shown.get(self.c.state, self.state)
+                self.teach_state = shown.get(self.teach.t.state, self.teach_state)
+                yield shown
+        finally:
+            self.serving = False
+
+
+def value(update):
+    """A component's new value in an answer: plain, or inside an update (``{"__type__": "update", "value": …}``)."""
+    return update.get("value") if isinstance(update, dict) and update.get("__type__") == "update" else update
+
+
+def canvas(page: Page, engine, cls: int, rows: slice) -> dict:
+    labels = engine.render(page.state.current.wplus).labels
+    background = views.enlarge(colorize(labels, engine.config.palette), K)
+    layer = np.zeros((SIZE * K, SIZE * K, 4), np.uint8)
+    layer[rows.start * K:rows.stop * K] = (*engine.config.palette[cls], 255)
+    return {"background": background, "layers": [layer], "composite": background}
+
+
+def test_the_studio_works_when_every_gpu_call_runs_in_a_worker_process(zero_gpu):
+    page, spaces = zero_gpu
+    c = page.c
+    engine = page.studio.engine(page.studio.default_model)
+    page.fire("ui_start", None)
+    page.fire("ui_sample", page.state, 3, 0.7)
+    sample = engine.sample(3, 0.7)
+    assert np.array_equal(page.state.current.wplus, sample.wplus)
+    slid = page.fire("ui_slide", page.state, 1.0, *[0.0] * 11)
+    expected = engine.apply_vector(sample.wplus, "redder", 1.0)
+    assert np.array_equal(slid[c.picture.picture], expected.image)
+    # the label map comes with the picture: a slide's pending map could not wait in a session that is pickled
+    assert np.array_equal(slid[c.picture.labels], colorize(expected.labels, engine.config.palette))
+    page.fire("ui_slide_labels", page.state)
+    edited = page.fire("ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE // 2)), 5)
+    assert "Edit done" in edited[c.picture.status] and len(page.state.history) == 3
+    undone = page.fire("ui_undo", page.state)
+    assert np.array_equal(undone[c.picture.picture], expected.image) and page.state.index == 1
+    page.fire("ui_save_vector", page.state, "mine")
+    assert list(page.state.vectors) == ["mine"]
+    assert {"start", "sample", "slide_picture", "slide_labels", "edit", "undo", "save_vector"} <= set(spaces.calls)
+    image, labels, wplus, info = page.fire("sample", 3, 0.7).values()  # the public API's endpoints too
+    assert np.array_equal(np.load(wplus), sample.wplus) and info["seed"] == 3
+
+
+def test_cancel_reaches_an_edit_running_in_a_worker_process(zero_gpu):
+    page, _ = zero_gpu
+    engine = page.studio.engine(page.studio.default_model)
+    page.fire("ui_start", None)
+    answers: list[dict] = []
+    job = page.stream("ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE)), 2000, request=True)
+    running = threading.Thread(target=lambda: answers.extend(job), daemon=True)
+    running.start()
+    deadline = time.time() + 60
+    while not any("Editing: step" in str(a.get(page.c.picture.status)) for a in answers) and time.time() < deadline:
+        time.sleep(0.05)
+    cancel = next(f for f in page.demo.fns.values() if f.api_name == "ui_cancel").fn
+    assert "Cancelling" in cancel(page.request)
+    running.join(60)
+    assert not running.is_alive()
+    status = answers[-1][page.c.picture.status]
+    assert "cancelled after" in status and "of 2000 steps" in status
+
+
+def test_teach_trains_in_a_worker_process_and_the_studio_edits_with_the_taught_branch(zero_gpu, tmp_path):
+    page, _ = zero_gpu
+    t = page.teach.t
+    page.fire("ui_start", None)
+    page.fire("ui_teach_classes", None, page.state, "background #000000\nsky #0000ff\nthing #ff0000")
+    for seed in (1, 2):
+        page.fire("ui_teach_sample", page.teach_state, page.state, seed, 0.7)
+        layer = np.zeros((SIZE * K, SIZE * K, 4), np.uint8)
+        layer[: SIZE // 2 * K] = (0, 0, 255, 255)
+        page.fire("ui_teach_keep", page.teach_state, {"background": None, "layers": [layer], "composite": None})
+    done = page.fire("ui_teach_train", page.teach_state, page.state, 2, 2)
+    assert "Done." in done[t.status] and page.teach_state.taught_key
+    assert page.state.model_id == page.teach_state.taught_key
+    sampled = page.fire("ui_sample", page.state, 5, 0.7)  # another worker: the taught model loads from its folder
+    assert sampled[page.c.picture.labels] is not None and "sample (seed 5" in sampled[page.c.picture.status]
