@@ -8,6 +8,7 @@ import pytest
 from tiny_models import SIZE
 
 from editgan.app import build_demo, views
+from editgan.app.components import FIRST_SEED
 from editgan.app.engines import EngineRegistry
 from editgan.app.jobs import TimeBudget
 from editgan.colors import colorize
@@ -63,6 +64,22 @@ def test_undo_during_an_edit_keeps_the_step_undone_to(studio):
     assert session.index == 0 and len(session.history) == 2  # the slider step is still there to redo
     assert np.array_equal(session.current.wplus, engine.sample(5, 0.7).wplus)
     assert "not applied" in last[c.picture.status]
+
+
+def test_a_model_loaded_during_an_edit_stays_and_the_edit_is_dropped(studio):
+    """Load runs beside a long job (its own queue): the edit of the old model's picture must not come back over
+    the new model's session."""
+    c = studio.c
+    session, engine = studio.session(None)
+    list(studio.sample(session, 5, 0.7))
+    job = studio.edit(session, reddish_everywhere(studio, session), 30, None, lambda *args, **kwargs: None)
+    next(job)
+    loaded = studio.load_model(studio.default_model, session)
+    assert loaded[c.state] is session  # the same session, started again on the model
+    *_, last = list(job)
+    assert [step.action for step in session.history] == [f"sample (seed {FIRST_SEED})"]
+    assert last[c.state] is session and np.array_equal(session.current.wplus, engine.sample(FIRST_SEED).wplus)
+    assert "another model" in last[c.picture.status] and "not applied" in last[c.picture.status]
 
 
 def test_a_slider_moved_during_a_refinement_is_kept_and_the_refinement_dropped(studio):

@@ -461,3 +461,13 @@ def test_training_again_replaces_the_taught_model_only_once_the_new_one_is_saved
     second = Path(list(teach.train(work, state, 2, 1))[-1][studio.c.state].model_id)
     assert second != first and (second / "config.json").is_file() and not first.exists()
     assert work.taught_key == str(second)
+
+
+def test_a_taught_model_goes_when_the_studio_session_that_used_it_ends(generator_only):
+    _, teach, studio, state = make_demo(generator_only, public=True)
+    work = annotate_two(teach, state)
+    session = list(teach.train(work, state, 2, 1))[-1][studio.c.state]
+    folder = Path(session.model_id)
+    assert (folder / "config.json").is_file()
+    studio.end_session(session)  # the visitor's tab closed: nobody else may use the model
+    assert not folder.parent.exists() and studio.scratch.root.exists()

@@ -3,7 +3,9 @@ results are pickled across (tests/fake_zerogpu.py does the same): the page's eve
 session comes back with each answer, Cancel reaches a job running in the worker, the Teach tab trains."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -23,13 +25,23 @@ K = views.canvas_scale(SIZE, SIZE)
 
 
 @pytest.fixture
-def zero_gpu(monkeypatch, tiny_model_dir):
+def zero_gpu(zero_gpu_with, tiny_model_dir):
+    return zero_gpu_with(tiny_model_dir)
+
+
+@pytest.fixture
+def zero_gpu_with(monkeypatch):
+    """A page on ZeroGPU for the model of a folder, and the fake ``spaces`` its calls run through."""
+    return lambda folder: on_zero_gpu(monkeypatch, folder)
+
+
+def on_zero_gpu(monkeypatch, folder):
     spaces = ForkingSpaces()
     monkeypatch.setitem(sys.modules, "spaces", spaces)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     from editgan.app import build_demo
 
-    demo = build_demo(model=str(tiny_model_dir), device="cpu", engines=EngineRegistry())
+    demo = build_demo(model=str(folder), device="cpu", engines=EngineRegistry())
     page = Page(demo)
     # the server process has no GPU: while it answers the page's events, only the workers may run the generator
     server, synthesis = os.getpid(), Generator.synthesis
@@ -76,11 +88,6 @@ class Page:
             self.serving = False
 
 
-def value(update):
-    """A component's new value in an answer: plain, or inside an update (``{"__type__": "update", "value": …}``)."""
-    return update.get("value") if isinstance(update, dict) and update.get("__type__") == "update" else update
-
-
 def canvas(page: Page, engine, cls: int, rows: slice) -> dict:
     labels = engine.render(page.state.current.wplus).labels
     background = views.enlarge(colorize(labels, engine.config.palette), K)
@@ -102,14 +109,15 @@ def test_the_studio_works_when_every_gpu_call_runs_in_a_worker_process(zero_gpu)
     assert np.array_equal(slid[c.picture.picture], expected.image)
     # the label map comes with the picture: a slide's pending map could not wait in a session that is pickled
     assert np.array_equal(slid[c.picture.labels], colorize(expected.labels, engine.config.palette))
-    page.fire("ui_slide_labels", page.state)
+    page.fire("ui_slide_labels", page.state)  # the map came with the picture: this event only answers
     edited = page.fire("ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE // 2)), 5)
     assert "Edit done" in edited[c.picture.status] and len(page.state.history) == 3
     undone = page.fire("ui_undo", page.state)
     assert np.array_equal(undone[c.picture.picture], expected.image) and page.state.index == 1
     page.fire("ui_save_vector", page.state, "mine")
     assert list(page.state.vectors) == ["mine"]
-    assert {"start", "sample", "slide_picture", "slide_labels", "edit", "undo", "save_vector"} <= set(spaces.calls)
+    assert {"start", "sample", "slide_picture", "edit", "undo", "save_vector"} <= set(spaces.calls)
+    assert "slide_labels" not in spaces.calls  # no GPU asked for nothing
     image, labels, wplus, info = page.fire("sample", 3, 0.7).values()  # the public API's endpoints too
     assert np.array_equal(np.load(wplus), sample.wplus) and info["seed"] == 3
 
@@ -148,3 +156,17 @@ def test_teach_trains_in_a_worker_process_and_the_studio_edits_with_the_taught_b
     assert page.state.model_id == page.teach_state.taught_key
     sampled = page.fire("ui_sample", page.state, 5, 0.7)  # another worker: the taught model loads from its folder
     assert sampled[page.c.picture.labels] is not None and "sample (seed 5" in sampled[page.c.picture.status]
+
+
+def test_a_preset_saved_in_a_worker_stays_a_slider_in_the_next_calls(zero_gpu_with, tiny_model_dir, tmp_path):
+    """The worker that saves a preset adds it to its own copy of the model; the next call's worker has the model
+    as the server loaded it, so the session keeps the preset as its slider (and the folder has it for later)."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    page, _ = zero_gpu_with(folder)
+    page.fire("ui_start", None)
+    page.fire("ui_slide", page.state, 1.0, *[0.0] * 11)
+    page.fire("ui_save_preset", page.state, "mine", "Mine", -2, 2, 0)
+    shown = page.fire("ui_sample", page.state, 4, 0.7)
+    assert [shown[slider].get("label") for slider in page.c.vectors.sliders[:2]] == ["Redder", "Mine"]
+    assert "mine" in json.loads((folder / "config.json").read_text())["presets"][-1]["name"]

@@ -115,6 +115,8 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components, gpu: GpuRunner) 
     # session work answers from the session and the renderings kept in this process; on ZeroGPU the renderings were
     # made in the workers, so the session work that shows a picture runs there too
     drawing = on_gpu if on_zero_gpu() else (lambda fn: fn)
+    # a slide's label map comes with its picture on ZeroGPU (Studio.picture_first_s): its second event only answers
+    drawn_maps = (lambda fn: fn) if on_zero_gpu() else on_gpu
 
     demo.load(on_gpu(studio.start), [c.state], model_outputs, api_name="ui_start", **quick)
     c.model.load.click(gpu(studio.load_model), [c.model.model, c.state], model_outputs, api_name="ui_load_model",
@@ -145,7 +147,7 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components, gpu: GpuRunner) 
     # the picture ends the event, so the next value of a dragged slider is not held back behind this one's label map
     gr.on([slider.input for slider in v.sliders], on_gpu(studio.slide_picture), [c.state, *v.sliders], view,
           api_name="ui_slide", trigger_mode="always_last", show_progress="hidden", **QUICK_JOBS, **UI_EVENT
-          ).success(on_gpu(studio.slide_labels), [c.state], view, api_name="ui_slide_labels",
+          ).success(drawn_maps(studio.slide_labels), [c.state], view, api_name="ui_slide_labels",
                     trigger_mode="always_last", show_progress="hidden", **LABEL_JOBS, **UI_EVENT)
     v.refine.click(on_gpu(studio.refine, steps_at=1), [c.state, v.refine_steps, *v.sliders], view,
                    api_name="ui_refine", **long)

@@ -102,6 +102,17 @@ class Session:
         self.history, self.index, self.origin = [step], 0, step
         return step
 
+    def restart(self, model_id: str) -> None:
+        """Another model for this visitor: the history, the vectors and the photo start over (they belong to the old
+        model's latents); the session's files stay its own. A job still running on the old model finds its picture
+        gone (:meth:`is_current`), and a slide's label map still to come is given up."""
+        self.model_id = model_id
+        self.history, self.index, self.origin = [], -1, None
+        self.vectors = {}
+        self.photo, self.photo_name = None, ""
+        self.slides += 1
+        self.pending_views = None
+
     def _push(self, step: Step) -> Step:
         del self.history[self.index + 1:]  # a new step drops the redo steps
         self.history.append(step)

@@ -102,6 +102,8 @@ class Studio:
         """Gradio calls this when a visitor's session expires: its files go with it."""
         if isinstance(state, Session):
             self.scratch.remove(state.files_owner)
+            if self.scratch.holds(state.model_id):  # a model taught in this tab: nobody else uses it
+                self.scratch.discard(Path(state.model_id).parent)
 
     @staticmethod
     def _key(request: gr.Request | None, session: Session) -> str:
@@ -302,9 +304,9 @@ class Studio:
         stays when the latents fit, and the page takes the model's classes, legend and presets."""
         session, _ = self.session(state)
         engine = self.engine(key)
-        session.model_id = key
         if session.started and session.current.wplus.shape != (engine.n_latent, engine.style_dim):
-            session = Session(key)
+            session.restart(key)
+        session.model_id = key
         if not session.started:
             session.start(engine.sample(FIRST_SEED).wplus, f"sample (seed {FIRST_SEED})")
         return self.view(session, engine, message=message, model=True)
@@ -319,7 +321,8 @@ class Studio:
         progress(0.05, desc=f"Loading {choice}…")
         engine = self.engines.get(key, self.device, progress=lambda text: progress(0.3, desc=self.policy.scrub(text)))
         progress(0.9, desc="Drawing a first sample…")
-        session = Session(key)
+        session = state if isinstance(state, Session) else Session(key)
+        session.restart(key)  # in place: a job still running on the old model must not record onto a new session
         rendering = engine.sample(FIRST_SEED)
         session.start(rendering.wplus, f"sample (seed {FIRST_SEED})")
         out = self.view(session, engine, rendering, message=f"Loaded model {choice}.", model=True)
@@ -441,7 +444,7 @@ class Studio:
             lambda p: f"Editing: step {p.step} of {p.steps}, loss {p.loss:.4f} (Cancel keeps the best result so far)",
             budget)
         if not session.is_current(start):
-            yield self.view(session, engine, message=views.overtaken("Edit"))
+            yield self.overtaken(session, "Edit")
             return
         if outcome.best_step == 0:
             yield self.view(session, engine, current,
@@ -452,6 +455,11 @@ class Studio:
         session.record_edit(outcome.wplus, classes, f"mask edit ({names or 'painted classes'}, "
                                                     f"{len(outcome.losses)} steps)")
         yield from self.show(session, engine, outcome, message=views.finished("Edit", outcome, steps, budget.stopped))
+
+    def overtaken(self, session: Session, what: str) -> dict:
+        """The view after a job whose picture was replaced while it ran (by a sample, undo, a slider, another
+        model): the session as it is now, on its model now, and why the job's result is not shown."""
+        return self.view(session, self.engine(session.model_id), message=views.overtaken(what))
 
     @guarded
     def cancel(self, request: gr.Request = None) -> str:
@@ -551,7 +559,7 @@ class Studio:
             lambda on_step, should_stop: self._apply(session, engine, slots, refine, on_step, should_stop, start),
             "Refining", progress, lambda p: f"Refining: step {p.step} of {p.steps}", budget)
         if not session.is_current(start):
-            yield self.view(session, engine, message=views.overtaken("Refinement"))
+            yield self.overtaken(session, "Refinement")
             return
         session.record_sliders(outcome.wplus, values, classes, refined=True,
                                action=f"sliders refined ({len(outcome.losses)} steps)")
@@ -593,7 +601,9 @@ class Studio:
         vector.check_fits(engine.n_latent, engine.style_dim, engine.config.n_classes)
         add_preset(folder, vector)
         engine.presets[vector.name] = vector
-        session.vectors.pop(vector.name, None)
+        # the session keeps it too: on ZeroGPU this runs in a worker, and the next call's worker may hold the model
+        # as it was loaded, without the new preset (the folder has it for the model's next load)
+        session.vectors[vector.name] = vector
         out = self.view(session, engine, message=f"Saved the current edit as preset {vector.display_name!r} of "
                                                   f"this model: it is a slider now and after the model is loaded "
                                                   f"again.")

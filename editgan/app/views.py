@@ -135,6 +135,6 @@ def unchanged(what: str, outcome: EditOutcome, steps: int, stopped: str | None =
 
 def overtaken(what: str) -> str:
     """The status sentence after an optimization whose picture was replaced while it ran (a new sample, undo, a
-    slider): its result belongs to a picture no longer shown, so it is not applied."""
-    return (f"The picture changed while the {what.lower()} ran (a new sample, undo or a slider), so its result was "
-            f"not applied: this is the current picture. Run it again on this one if you like.")
+    slider, another model): its result belongs to a picture no longer shown, so it is not applied."""
+    return (f"The picture changed while the {what.lower()} ran (a new sample, undo, a slider or another model), so "
+            f"its result was not applied: this is the current picture. Run it again on this one if you like.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,7 +109,7 @@ class EditingVector:
         returns it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
+        partial = path.with_name(f"{path.name}.{secrets.token_hex(4)}.partial")  # two saves at once: two files
         try:
             partial.write_bytes(self.to_bytes())
             partial.replace(path)
