@@ -170,3 +170,69 @@ def test_a_preset_saved_in_a_worker_stays_a_slider_in_the_next_calls(zero_gpu_wi
     shown = page.fire("ui_sample", page.state, 4, 0.7)
     assert [shown[slider].get("label") for slider in page.c.vectors.sliders[:2]] == ["Redder", "Mine"]
     assert "mine" in json.loads((folder / "config.json").read_text())["presets"][-1]["name"]
+
+
+def in_background(page: Page, api_name: str, *args, request: bool = False) -> tuple[threading.Thread, list]:
+    """An event started as the page starts one, answered in the background; its answers so far."""
+    answers: list[dict] = []
+    job = page.stream(api_name, *args, request=request)
+    thread = threading.Thread(target=lambda: answers.extend(job), daemon=True)
+    thread.start()
+    return thread, answers
+
+
+def wait_for(condition, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while not condition() and time.time() < deadline:
+        time.sleep(0.05)
+    assert condition()
+
+
+def test_an_undo_pressed_during_an_edit_applies_to_the_edit_once_it_is_done(zero_gpu):
+    """Each call works on its own copy of the session: without turns the edit's answer would undo the undo (or the
+    undo, on the copy from before the edit, would find nothing to undo)."""
+    page, _ = zero_gpu
+    engine = page.studio.engine(page.studio.default_model)
+    page.fire("ui_start", None)
+    edit, answers = in_background(page, "ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE)), 40)
+    wait_for(lambda: answers or not edit.is_alive())  # under way (or done: the undo then comes after it anyway)
+    undone = page.fire("ui_undo", page.state)  # waits for the edit, then undoes it
+    edit.join(60)
+    assert "Edit done" in answers[-1][page.c.picture.status]
+    assert len(page.state.history) == 2 and page.state.index == 0 and page.state.can_redo()
+    assert "step(s) to redo" in undone[page.c.picture.status]
+
+
+def test_an_annotation_kept_during_training_is_still_there_after_it(zero_gpu):
+    page, _ = zero_gpu
+    page.fire("ui_start", None)
+    page.fire("ui_teach_classes", None, page.state, "background #000000\nsky #0000ff\nthing #ff0000")
+    layer = np.zeros((SIZE * K, SIZE * K, 4), np.uint8)
+    layer[: SIZE // 2 * K] = (0, 0, 255, 255)
+    for seed in (1, 2, 3):
+        page.fire("ui_teach_sample", page.teach_state, page.state, seed, 0.7)
+        if seed < 3:  # the third stays on the canvas, kept while the training runs
+            page.fire("ui_teach_keep", page.teach_state, {"background": None, "layers": [layer], "composite": None})
+    training, answers = in_background(page, "ui_teach_train", page.teach_state, page.state, 2, 20)
+    wait_for(lambda: len(answers) > 1 or not training.is_alive())
+    page.fire("ui_teach_keep", page.teach_state, {"background": None, "layers": [layer], "composite": None})
+    training.join(120)
+    assert "Done." in answers[-1][page.teach.t.status]
+    assert [s.key for s in page.teach_state.samples] == ["1", "2", "3"] and page.teach_state.taught_key
+
+
+def test_another_visitor_does_not_wait_for_a_visitors_long_job(zero_gpu):
+    page, _ = zero_gpu
+    engine = page.studio.engine(page.studio.default_model)
+    page.fire("ui_start", None)
+    edit, answers = in_background(page, "ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE)), 2000,
+                                  request=True)
+    wait_for(lambda: any("Editing: step" in str(a.get(page.c.picture.status)) for a in answers))
+    other = Page(page.demo)
+    other.fire("ui_start", None)
+    sampled = other.fire("ui_sample", other.state, 8, 0.7)
+    assert "sample (seed 8" in sampled[other.c.picture.status] and edit.is_alive()
+    cancel = next(f for f in page.demo.fns.values() if f.api_name == "ui_cancel").fn
+    assert "Cancelling" in cancel(page.request)
+    edit.join(60)
+    assert "cancelled after" in answers[-1][page.c.picture.status]

@@ -22,6 +22,7 @@ from editgan.app.renders import RenderCache
 from editgan.app.scratch import ScratchSpace
 from editgan.app.checks import user_error
 from editgan.app.studio import Studio
+from editgan.app.tab_turns import TabTurns
 from editgan.app.teach_layout import teach_layout
 from editgan.app.teach_tab import Teach, wire_teach
 from editgan.assets import example_photos
@@ -87,6 +88,8 @@ def build_demo(model: str | None = None, device: str | None = None, engines: Eng
         wire_public_api(PublicApi(engines, default_model, device, scratch, policy), api_components(), gpu)
 
     gpu.blocks = demo.blocks  # answers from a ZeroGPU worker name the components by id
+    if on_zero_gpu():  # each call there works on a copy of the session: a tab's events take turns
+        TabTurns().wrap_all(demo)
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     demo.studio = studio  # for tests and notebooks: the callbacks and their session logic
     demo.teach = teach
