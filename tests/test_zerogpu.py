@@ -14,10 +14,10 @@ import gradio as gr
 import numpy as np
 import pytest
 from fake_zerogpu import ForkingSpaces
-from tiny_models import SIZE
+from tiny_models import SIZE, tiny_generator_only_folder
 
 from editgan.app import views
-from editgan.app.engines import EngineRegistry
+from editgan.app.engines import EngineRegistry, model_key
 from editgan.colors import colorize
 from editgan.networks.stylegan2 import Generator
 
@@ -236,3 +236,16 @@ def test_another_visitor_does_not_wait_for_a_visitors_long_job(zero_gpu):
     assert "Cancelling" in cancel(page.request)
     edit.join(60)
     assert "cancelled after" in answers[-1][page.c.picture.status]
+
+
+def test_a_model_is_fetched_and_loaded_in_the_server_process_before_its_gpu_call(zero_gpu, tmp_path):
+    """The download and the loading take no GPU time; workers forked after it have the model already."""
+    page, spaces = zero_gpu
+    folder = tiny_generator_only_folder(tmp_path / "gen")
+    page.fire("ui_start", None)
+    fetched = page.fire("ui_fetch_model", str(folder), page.state)
+    assert "drawing a first sample" in fetched[page.c.picture.status] and "fetch_model" not in spaces.calls
+    assert (model_key(str(folder)), "cpu") in page.studio.engines.loaded()  # in the server's registry
+    loaded = page.fire("ui_load_model", str(folder), page.state)
+    assert page.state.model_id == model_key(str(folder)) and "Loaded model" in loaded[page.c.picture.status]
+    assert spaces.calls[-1] == "load_model"

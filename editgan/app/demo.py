@@ -122,8 +122,14 @@ def wire_studio(demo: gr.Blocks, studio: Studio, c: Components, gpu: GpuRunner) 
     drawn_maps = (lambda fn: fn) if on_zero_gpu() else on_gpu
 
     demo.load(on_gpu(studio.start), [c.state], model_outputs, api_name="ui_start", **quick)
-    c.model.load.click(gpu(studio.load_model), [c.model.model, c.state], model_outputs, api_name="ui_load_model",
-                       **LOADS, **shown)
+    if on_zero_gpu():  # the download and the loading outside the GPU call's time, then the first sample in it
+        c.model.load.click(studio.fetch_model, [c.model.model, c.state], [c.picture.status],
+                           api_name="ui_fetch_model", **LOADS, **shown
+                           ).success(gpu(studio.load_model), [c.model.model, c.state], model_outputs,
+                                     api_name="ui_load_model", **LOADS, **shown)
+    else:
+        c.model.load.click(gpu(studio.load_model), [c.model.model, c.state], model_outputs,
+                           api_name="ui_load_model", **LOADS, **shown)
     s = c.sample
     s.sample.click(on_gpu(studio.sample), [c.state, s.seed, s.truncation], view, api_name="ui_sample", **quick)
     s.dice.click(on_gpu(studio.random_sample), [c.state, s.truncation], [*view, s.seed], api_name="ui_random_sample",

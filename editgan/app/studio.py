@@ -311,13 +311,27 @@ class Studio:
             session.start(engine.sample(FIRST_SEED).wplus, f"sample (seed {FIRST_SEED})")
         return self.view(session, engine, message=message, model=True)
 
+    def chosen_model(self, choice: Any, state: Session | None) -> tuple[str, str]:
+        """The model list's choice → (its name, its model key): the session's own model (taught here) by its listed
+        name; any other choice as the policy allows."""
+        choice = (choice if isinstance(choice, str) else "").strip() or self.default_model
+        own = state.model_id if isinstance(state, Session) else None
+        return choice, own if own and choice == self.policy.name_of(own) else self.policy.check_model(choice)
+
+    @guarded
+    def fetch_model(self, choice: str | None, state: Session | None = None,
+                    progress: gr.Progress = gr.Progress()) -> dict:
+        """On ZeroGPU, before :meth:`load_model`: the chosen model downloaded and loaded in the server's process,
+        outside the GPU call's time (workers forked after it have it already)."""
+        choice, key = self.chosen_model(choice, state)
+        progress(0.05, desc=f"Loading {choice}…")
+        self.engines.get(key, self.device, progress=lambda text: progress(0.3, desc=self.policy.scrub(text)))
+        return {self.c.picture.status: f"Loaded model {choice}; drawing a first sample…"}
+
     @guarded
     def load_model(self, choice: str | None, state: Session | None = None,
                    progress: gr.Progress = gr.Progress()) -> dict:
-        choice = (choice if isinstance(choice, str) else "").strip() or self.default_model
-        own = state.model_id if isinstance(state, Session) else None
-        # the session's own model (taught here) by its listed name; any other choice as the policy allows
-        key = own if own and choice == self.policy.name_of(own) else self.policy.check_model(choice)
+        choice, key = self.chosen_model(choice, state)
         progress(0.05, desc=f"Loading {choice}…")
         engine = self.engines.get(key, self.device, progress=lambda text: progress(0.3, desc=self.policy.scrub(text)))
         progress(0.9, desc="Drawing a first sample…")
