@@ -249,3 +249,29 @@ def test_a_model_is_fetched_and_loaded_in_the_server_process_before_its_gpu_call
     loaded = page.fire("ui_load_model", str(folder), page.state)
     assert page.state.model_id == model_key(str(folder)) and "Loaded model" in loaded[page.c.picture.status]
     assert spaces.calls[-1] == "load_model"
+
+
+def test_a_real_server_serves_the_page_with_each_gpu_call_in_a_worker(monkeypatch, tiny_model_dir, tmp_path):
+    """Through Gradio itself (its queue, its state store, its post-processing of the answers a worker sent back)."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+    from tiny_models import running_studio
+
+    monkeypatch.setitem(sys.modules, "spaces", ForkingSpaces())
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    with running_studio(tiny_model_dir) as url:
+        client = Client(url, verbose=False)
+        sampled = client.predict(3, 0.7, api_name="/ui_sample")
+        assert "sample (seed 3" in sampled[0]
+        slid = client.predict(1.0, *[0.0] * 11, api_name="/ui_slide")
+        assert "sliders" in slid[0] and slid[3] is not None  # the label map came with the picture
+        background = slid[5]["value"]["background"] if slid[5].get("__type__") == "update" else slid[5]["background"]
+        back = np.asarray(Image.open(background).convert("RGB"))
+        layer = np.zeros((*back.shape[:2], 4), np.uint8)
+        layer[: back.shape[0] // 2] = (255, 0, 0, 255)
+        Image.fromarray(layer, "RGBA").save(tmp_path / "layer.png")
+        edited = client.predict({"background": handle_file(background), "layers": [handle_file(
+            str(tmp_path / "layer.png"))], "composite": handle_file(background)}, 10, api_name="/ui_edit")
+        assert "Edit done" in edited[0]
+        undone = client.predict(api_name="/ui_undo")
+        assert "Step 2 of 3" in undone[0] and "step(s) to redo" in undone[0]

@@ -185,7 +185,9 @@ class Studio:
 
     def picture_first(self, engine: EditGANModel) -> bool:
         """Whether a new picture is worth showing before its label map (see :data:`PICTURE_FIRST_S`)."""
-        return engine.has_segmenter and (engine.label_map_s is None or engine.label_map_s >= self.picture_first_s)
+        if not engine.has_segmenter or self.picture_first_s == math.inf:  # never (ZeroGPU), whatever it measured
+            return False
+        return engine.label_map_s is None or engine.label_map_s >= self.picture_first_s
 
     def map_with_picture(self, engine: EditGANModel) -> bool:
         """Whether a new picture's label map is computed in the picture's own device turn: yes when the picture is
