@@ -70,13 +70,15 @@ class TabTurns:
             for turn in turns:  # in the owners' order: two events of a tab never wait for each other crosswise
                 held.enter_context(turn.lock)
             newest = list(args)
-            for i, state in states.items():
-                newest[i] = self._latest.get(_owner(state), state)
+            with self._guard:
+                for i, state in states.items():
+                    newest[i] = self._latest.get(_owner(state), state)
             try:
                 yield tuple(newest)
             finally:
-                for i in states:  # a state changed in place (an event answered in this process) is the newest
-                    self._latest.setdefault(_owner(newest[i]), newest[i])
+                with self._guard:  # a state changed in place (an event answered in this process) is the newest
+                    for i in states:
+                        self._latest.setdefault(_owner(newest[i]), newest[i])
 
     def _note(self, answer: Any) -> None:
         """A state in ``answer`` is its tab's newest."""
@@ -84,7 +86,8 @@ class TabTurns:
         for value in values:
             owner = _owner(value)
             if owner:
-                self._latest[owner] = value
+                with self._guard:
+                    self._latest[owner] = value
 
 
 def _owner(state: Any) -> str:
