@@ -16,7 +16,7 @@ import pytest
 from fake_zerogpu import ForkingSpaces
 from tiny_models import SIZE, tiny_generator_only_folder
 
-from editgan.app import views
+from editgan.app import tab_turns, views
 from editgan.app.engines import EngineRegistry, model_key
 from editgan.colors import colorize
 from editgan.networks.stylegan2 import Generator
@@ -65,8 +65,9 @@ class Page:
         self.state = None
         self.teach_state = None
         self.request = gr.Request(session_hash="visitor-1")
-        self.serving = False
-        """Whether an event is being answered (the test's own renderings, for what it expects, are not)."""
+        self.serving = 0
+        """Events being answered now (the test's own renderings, for what it expects, are not)."""
+        self._serving_lock = threading.Lock()
 
     def fire(self, api_name: str, *args, request: bool = False) -> dict:
         """The event's last answer, by component."""
@@ -75,7 +76,8 @@ class Page:
 
     def stream(self, api_name: str, *args, request: bool = False):
         block_fn = next(f for f in self.demo.fns.values() if f.api_name == api_name)
-        self.serving = True
+        with self._serving_lock:
+            self.serving += 1
         try:
             out = block_fn.fn(*args, self.request) if request else block_fn.fn(*args)
             for answer in (out if hasattr(out, "__next__") else [out]):
@@ -85,7 +87,8 @@ class Page:
                 self.teach_state = shown.get(self.teach.t.state, self.teach_state)
                 yield shown
         finally:
-            self.serving = False
+            with self._serving_lock:
+                self.serving -= 1
 
 
 def canvas(page: Page, engine, cls: int, rows: slice) -> dict:
@@ -188,36 +191,48 @@ def wait_for(condition, seconds: float = 60) -> None:
     assert condition()
 
 
-def test_an_undo_pressed_during_an_edit_applies_to_the_edit_once_it_is_done(zero_gpu):
-    """Each call works on its own copy of the session: without turns the edit's answer would undo the undo (or the
-    undo, on the copy from before the edit, would find nothing to undo)."""
+def test_an_undo_pressed_during_an_edit_is_refused_and_nothing_is_lost(zero_gpu, monkeypatch):
+    """Each call works on its own copy of the session: an undo run beside the edit would be undone by the edit's
+    answer (or, on the copy from before the edit, find nothing to undo). It is refused in a sentence instead, after
+    a short wait that holds none of the queue's places for long; what only reads the session answers at once."""
+    monkeypatch.setattr(tab_turns, "TURN_WAIT_S", 0.2)
     page, _ = zero_gpu
     engine = page.studio.engine(page.studio.default_model)
     page.fire("ui_start", None)
-    edit, answers = in_background(page, "ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE)), 40)
-    wait_for(lambda: answers or not edit.is_alive())  # under way (or done: the undo then comes after it anyway)
-    undone = page.fire("ui_undo", page.state)  # waits for the edit, then undoes it
+    edit, answers = in_background(page, "ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE)), 2000,
+                                  request=True)
+    wait_for(lambda: any("Editing: step" in str(a.get(page.c.picture.status)) for a in answers))
+    with pytest.raises(gr.Error, match="previous action .* is still running: wait for it to finish, or press Cancel"):
+        page.fire("ui_undo", page.state)
+    assert page.fire("ui_brush_class", page.state, "reddish")  # reads the session only: no turn to wait for
+    cancel = next(f for f in page.demo.fns.values() if f.api_name == "ui_cancel").fn
+    assert "Cancelling" in cancel(page.request)
     edit.join(60)
-    assert "Edit done" in answers[-1][page.c.picture.status]
-    assert len(page.state.history) == 2 and page.state.index == 0 and page.state.can_redo()
-    assert "step(s) to redo" in undone[page.c.picture.status]
+    assert "cancelled after" in answers[-1][page.c.picture.status]
+    edited = len(page.state.history)
+    page.fire("ui_slide", page.state, 1.0, *[0.0] * 11)  # the tab's turn is free again, on the edit's result
+    assert len(page.state.history) == edited + 1
 
 
-def test_an_annotation_kept_during_training_is_still_there_after_it(zero_gpu):
+def test_an_annotation_kept_during_training_is_refused_and_kept_after_it(zero_gpu, monkeypatch):
+    monkeypatch.setattr(tab_turns, "TURN_WAIT_S", 0.2)
     page, _ = zero_gpu
     page.fire("ui_start", None)
     page.fire("ui_teach_classes", None, page.state, "background #000000\nsky #0000ff\nthing #ff0000")
     layer = np.zeros((SIZE * K, SIZE * K, 4), np.uint8)
     layer[: SIZE // 2 * K] = (0, 0, 255, 255)
+    painted = {"background": None, "layers": [layer], "composite": None}
     for seed in (1, 2, 3):
         page.fire("ui_teach_sample", page.teach_state, page.state, seed, 0.7)
-        if seed < 3:  # the third stays on the canvas, kept while the training runs
-            page.fire("ui_teach_keep", page.teach_state, {"background": None, "layers": [layer], "composite": None})
-    training, answers = in_background(page, "ui_teach_train", page.teach_state, page.state, 2, 20)
-    wait_for(lambda: len(answers) > 1 or not training.is_alive())
-    page.fire("ui_teach_keep", page.teach_state, {"background": None, "layers": [layer], "composite": None})
-    training.join(120)
+        if seed < 3:  # the third stays on the canvas
+            page.fire("ui_teach_keep", page.teach_state, painted)
+    training, answers = in_background(page, "ui_teach_train", page.teach_state, page.state, 2, 100)
+    wait_for(lambda: any("Training the branch" in str(a.get(page.teach.t.status)) for a in answers))
+    with pytest.raises(gr.Error, match="is still running"):  # kept beside the training, the answer would drop it
+        page.fire("ui_teach_keep", page.teach_state, painted)
+    training.join(300)
     assert "Done." in answers[-1][page.teach.t.status]
+    page.fire("ui_teach_keep", page.teach_state, painted)
     assert [s.key for s in page.teach_state.samples] == ["1", "2", "3"] and page.teach_state.taught_key
 
 

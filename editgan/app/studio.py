@@ -324,7 +324,8 @@ class Studio:
     def fetch_model(self, choice: str | None, state: Session | None = None,
                     progress: gr.Progress = gr.Progress()) -> dict:
         """On ZeroGPU, before :meth:`load_model`: the chosen model downloaded and loaded in the server's process,
-        outside the GPU call's time (workers forked after it have it already)."""
+        so the download takes no GPU time (a worker forked after this has the model; one reused from before loads
+        it from disk in its own call)."""
         choice, key = self.chosen_model(choice, state)
         progress(0.05, desc=f"Loading {choice}…")
         self.engines.get(key, self.device, progress=lambda text: progress(0.3, desc=self.policy.scrub(text)))
