@@ -69,6 +69,10 @@ class Page:
         """Events being answered now (the test's own renderings, for what it expects, are not)."""
         self._serving_lock = threading.Lock()
 
+    def cancel(self) -> str:
+        """The Cancel button (no state, answered in the server's process)."""
+        return next(f for f in self.demo.fns.values() if f.api_name == "ui_cancel").fn(self.request)
+
     def fire(self, api_name: str, *args, request: bool = False) -> dict:
         """The event's last answer, by component."""
         answers = list(self.stream(api_name, *args, request=request))
@@ -127,19 +131,10 @@ def test_the_studio_works_when_every_gpu_call_runs_in_a_worker_process(zero_gpu)
 
 def test_cancel_reaches_an_edit_running_in_a_worker_process(zero_gpu):
     page, _ = zero_gpu
-    engine = page.studio.engine(page.studio.default_model)
-    page.fire("ui_start", None)
-    answers: list[dict] = []
-    job = page.stream("ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE)), 2000, request=True)
-    running = threading.Thread(target=lambda: answers.extend(job), daemon=True)
-    running.start()
-    deadline = time.time() + 60
-    while not any("Editing: step" in str(a.get(page.c.picture.status)) for a in answers) and time.time() < deadline:
-        time.sleep(0.05)
-    cancel = next(f for f in page.demo.fns.values() if f.api_name == "ui_cancel").fn
-    assert "Cancelling" in cancel(page.request)
-    running.join(60)
-    assert not running.is_alive()
+    edit, answers = long_edit(page)
+    assert "Cancelling" in page.cancel()
+    edit.join(60)
+    assert not edit.is_alive()
     status = answers[-1][page.c.picture.status]
     assert "cancelled after" in status and "of 2000 steps" in status
 
@@ -184,6 +179,17 @@ def in_background(page: Page, api_name: str, *args, request: bool = False) -> tu
     return thread, answers
 
 
+def long_edit(page: Page) -> tuple[threading.Thread, list]:
+    """A first picture, then a 2000-step edit of it started in the background and under way (its first preview
+    shown); the edit's answers so far."""
+    engine = page.studio.engine(page.studio.default_model)
+    page.fire("ui_start", None)
+    edit, answers = in_background(page, "ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE)), 2000,
+                                  request=True)
+    wait_for(lambda: any("Editing: step" in str(a.get(page.c.picture.status)) for a in answers))
+    return edit, answers
+
+
 def wait_for(condition, seconds: float = 60) -> None:
     deadline = time.time() + seconds
     while not condition() and time.time() < deadline:
@@ -197,16 +203,11 @@ def test_an_undo_pressed_during_an_edit_is_refused_and_nothing_is_lost(zero_gpu,
     a short wait that holds none of the queue's places for long; what only reads the session answers at once."""
     monkeypatch.setattr(tab_turns, "TURN_WAIT_S", 0.2)
     page, _ = zero_gpu
-    engine = page.studio.engine(page.studio.default_model)
-    page.fire("ui_start", None)
-    edit, answers = in_background(page, "ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE)), 2000,
-                                  request=True)
-    wait_for(lambda: any("Editing: step" in str(a.get(page.c.picture.status)) for a in answers))
+    edit, answers = long_edit(page)
     with pytest.raises(gr.Error, match="previous action .* is still running: wait for it to finish, or press Cancel"):
         page.fire("ui_undo", page.state)
     assert page.fire("ui_brush_class", page.state, "reddish")  # reads the session only: no turn to wait for
-    cancel = next(f for f in page.demo.fns.values() if f.api_name == "ui_cancel").fn
-    assert "Cancelling" in cancel(page.request)
+    assert "Cancelling" in page.cancel()
     edit.join(60)
     assert "cancelled after" in answers[-1][page.c.picture.status]
     edited = len(page.state.history)
@@ -238,17 +239,12 @@ def test_an_annotation_kept_during_training_is_refused_and_kept_after_it(zero_gp
 
 def test_another_visitor_does_not_wait_for_a_visitors_long_job(zero_gpu):
     page, _ = zero_gpu
-    engine = page.studio.engine(page.studio.default_model)
-    page.fire("ui_start", None)
-    edit, answers = in_background(page, "ui_edit", page.state, canvas(page, engine, 1, slice(0, SIZE)), 2000,
-                                  request=True)
-    wait_for(lambda: any("Editing: step" in str(a.get(page.c.picture.status)) for a in answers))
+    edit, answers = long_edit(page)
     other = Page(page.demo)
     other.fire("ui_start", None)
     sampled = other.fire("ui_sample", other.state, 8, 0.7)
     assert "sample (seed 8" in sampled[other.c.picture.status] and edit.is_alive()
-    cancel = next(f for f in page.demo.fns.values() if f.api_name == "ui_cancel").fn
-    assert "Cancelling" in cancel(page.request)
+    assert "Cancelling" in page.cancel()
     edit.join(60)
     assert "cancelled after" in answers[-1][page.c.picture.status]
 
