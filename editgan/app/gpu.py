@@ -110,43 +110,32 @@ class GpuRunner:
     def __call__(self, fn: Callable, seconds: int | Callable[..., int] | None = None) -> Callable:
         if self._spaces is None:
             return fn
+        in_worker = _each_answer(fn, portable, fn)
         if seconds is None:
-            decorated = self._spaces.GPU(_answering_portably(fn))
+            decorated = self._spaces.GPU(in_worker)
         else:
             duration = seconds if isinstance(seconds, int) else never_failing(seconds)
-            decorated = self._spaces.GPU(duration=duration)(_answering_portably(fn))
-        return self._restoring(decorated, fn)
+            decorated = self._spaces.GPU(duration=duration)(in_worker)
+        return _each_answer(decorated, self.restored, fn)
 
     def restored(self, answer: Any) -> Any:
         return {self.blocks[key]: value for key, value in answer.items()} if isinstance(answer, ByComponent) \
             else answer
 
-    def _restoring(self, decorated: Callable, fn: Callable) -> Callable:
-        if inspect.isgeneratorfunction(fn):
-            @functools.wraps(fn)
-            def answers(*args: Any, **kwargs: Any):
-                for answer in decorated(*args, **kwargs):
-                    yield self.restored(answer)
-            return answers
 
-        @functools.wraps(fn)
-        def answer(*args: Any, **kwargs: Any):
-            return self.restored(decorated(*args, **kwargs))
-        return answer
-
-
-def _answering_portably(fn: Callable) -> Callable:
-    """``fn`` giving :func:`portable` answers (what runs in the worker)."""
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
+def _each_answer(call: Callable, convert: Callable[[Any], Any], like: Callable) -> Callable:
+    """``call`` with ``convert`` applied to its answer (to each, for a generator), looking like ``like`` (name,
+    signature, generator or not) to Gradio and to ``spaces``."""
+    if inspect.isgeneratorfunction(like):
+        @functools.wraps(like)
         def answers(*args: Any, **kwargs: Any):
-            for answer in fn(*args, **kwargs):
-                yield portable(answer)
+            for answer in call(*args, **kwargs):
+                yield convert(answer)
         return answers
 
-    @functools.wraps(fn)
+    @functools.wraps(like)
     def answer(*args: Any, **kwargs: Any):
-        return portable(fn(*args, **kwargs))
+        return convert(call(*args, **kwargs))
     return answer
 
 
