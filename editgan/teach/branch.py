@@ -233,11 +233,11 @@ def _teach(model: EditGANModel, annotations: AnnotationSet, options: TeachOption
     wplus, labels = training_data(model, annotations)
     fitted = fitted_pixels_per_image(labelled_counts(labels), sum(model.generator.feature_channels()),
                                      options.pixels_per_image, options.row_budget_gb)
-    asked = options
-    if fitted != options.pixels_per_image:
+    lowered = fitted if fitted != options.pixels_per_image else None
+    if lowered is not None:
         log.info("teaching: %s pixels per image asked, %d fit the rows' budget of %g GB", options.pixels_per_image,
-                 fitted, options.row_budget_gb)
-        options = dataclasses.replace(options, pixels_per_image=fitted)
+                 lowered, options.row_budget_gb)
+    asked, options = options, dataclasses.replace(options, pixels_per_image=fitted)  # the report keeps the asked
     config = SegmenterConfig(tuple(model.generator.feature_channels()), annotations.n_classes, options.members,
                              options.hidden, options.upsample_mode)
     folds = min(options.agreement_folds, len(annotations.samples))
@@ -263,8 +263,7 @@ def _teach(model: EditGANModel, annotations: AnnotationSet, options: TeachOption
                                        between_steps)
     report = TeachReport([s.key for s in annotations.samples], list(annotations.class_names), asked,
                          training_seconds, time.perf_counter() - start, agreement, str(model.device),
-                         model.config.name, model.has_segmenter, dropped,
-                         None if options is asked else options.pixels_per_image)
+                         model.config.name, model.has_segmenter, dropped, lowered)
     taught.config.extra[RECORD_KEY] = report.record()
     return taught, report
 
